@@ -1,0 +1,31 @@
+"""The Flask front: JSON API, health, metrics. ``create_app`` is the only entry."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from shared.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the web app from ``settings`` (default: the environment's)."""
+    settings = (settings or get_settings()).with_secret_key()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    from web import auth, chat, cli, errors, extensions, health, metrics
+
+    extensions.init_services(app, settings)
+    errors.register_error_handlers(app)
+    auth.init_auth(app)
+    app.register_blueprint(chat.bp)
+    app.register_blueprint(health.bp)
+    cli.init_cli(app)
+    metrics.init_metrics(app)
+    return app

@@ -1,0 +1,53 @@
+"""The Celery application, configured from the same settings as the web app.
+
+Run a worker with ``celery -A celery_app worker -Q search,sync,maintenance,delivery``.
+The worker never imports ``web/``; the web app builds a task-less client with
+``create_celery(settings, with_tasks=False)`` and enqueues by name.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from shared.settings import Settings, get_settings
+from shared.task_names import QUEUE_SEARCH, TASK_ROUTES
+
+TASK_MODULES = ["workers.assistant", "workers.mail"]
+
+
+def create_celery(settings: Settings | None = None, *, with_tasks: bool = True) -> Celery:
+    """Build a Celery app from settings; ``with_tasks`` registers the worker's tasks."""
+    settings = settings or get_settings()
+    app = Celery(
+        "mailchat",
+        broker=settings.redis_url,
+        backend=settings.redis_url,
+        include=TASK_MODULES if with_tasks else [],
+        set_as_current=with_tasks,
+    )
+    app.conf.update(
+        task_routes=TASK_ROUTES,
+        task_default_queue=QUEUE_SEARCH,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        # Only callers that wait (POST /api/chat) need a result; keep them briefly.
+        task_ignore_result=True,
+        result_expires=300,
+        # A crash mid-task re-queues the message instead of losing it.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 3600},
+        result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,  # Flower shows tasks live
+        task_send_sent_event=True,
+        beat_schedule={},  # sync (issue 5) and rollover/retention (issue 6) add entries here
+        timezone="UTC",
+    )
+    return app
+
+
+app = create_celery()

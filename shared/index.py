@@ -1,0 +1,104 @@
+"""The email index: its template, its first index and its write alias.
+
+Names are fixed by the seed documents: template ``gmail-emails-template``
+matching ``gmail_emails-*``, first index ``gmail_emails-000001`` behind the
+write alias ``gmail_emails``. Writers always write to the alias and readers
+search it (or the pattern), so rolling over to ``-000002`` later changes
+nothing for either.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TEXT_ANALYZER = "english"  # stems "interviews" to "interview", drops stop words
+
+EMAIL_MAPPINGS: dict[str, Any] = {
+    "dynamic": "strict",
+    "properties": {
+        "owner_id": {"type": "keyword"},
+        "message_key": {"type": "keyword"},
+        "message_id": {"type": "keyword", "ignore_above": 998},
+        "thread_id": {"type": "keyword"},
+        "subject": {
+            "type": "text",
+            "analyzer": TEXT_ANALYZER,
+            "fields": {"keyword": {"type": "keyword", "ignore_above": 512}},
+        },
+        "from_address": {"type": "keyword"},
+        "from_name": {
+            "type": "text",
+            "fields": {"keyword": {"type": "keyword", "ignore_above": 256}},
+        },
+        "to": {"type": "keyword"},
+        "cc": {"type": "keyword"},
+        "received_at": {"type": "date"},
+        "labels": {"type": "keyword"},
+        "body": {"type": "text", "analyzer": TEXT_ANALYZER},
+        "snippet": {"type": "text", "index": False},
+        "has_attachment": {"type": "boolean"},
+        "attachment_names": {
+            "type": "text",
+            "fields": {"keyword": {"type": "keyword", "ignore_above": 256}},
+        },
+        "list_unsubscribe": {"type": "keyword", "index": False},
+        "size": {"type": "long"},
+        "parse_warnings": {"type": "keyword", "ignore_above": 256},
+        "source": {"type": "keyword"},
+        "indexed_at": {"type": "date"},
+    },
+}
+
+
+def pattern(settings: Settings) -> str:
+    """Index pattern covering every generation behind the alias."""
+    return f"{settings.index_alias}-*"
+
+
+def first_index(settings: Settings) -> str:
+    return f"{settings.index_alias}-000001"
+
+
+def template_body(settings: Settings) -> dict[str, Any]:
+    return {
+        "index_patterns": [pattern(settings)],
+        "priority": 100,
+        "template": {
+            "settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"},
+            "mappings": EMAIL_MAPPINGS,
+        },
+        "_meta": {"lifecycle_policy": "emails-rolling-90d", "managed_by": "mailchat"},
+    }
+
+
+def bootstrap(es: Elasticsearch, settings: Settings) -> list[str]:
+    """Create or update the template, and create the first index with the write alias.
+
+    Idempotent: a second run updates the template (so mapping additions reach
+    the next generation) and leaves existing indices alone. Returns what it did.
+    """
+    actions = []
+    es.indices.put_index_template(name=settings.index_template, **template_body(settings))
+    actions.append(f"template {settings.index_template} put")
+    if es.indices.exists_alias(name=settings.index_alias):
+        actions.append(f"alias {settings.index_alias} present")
+        return actions
+    es.indices.create(
+        index=first_index(settings),
+        aliases={settings.index_alias: {"is_write_index": True}},
+    )
+    actions.append(f"index {first_index(settings)} created with write alias {settings.index_alias}")
+    log.info("bootstrapped %s", ", ".join(actions))
+    return actions
+
+
+def alias_ready(es: Elasticsearch, settings: Settings) -> bool:
+    """True when the write alias exists (what /readyz checks)."""
+    return bool(es.indices.exists_alias(name=settings.index_alias))

@@ -1,0 +1,582 @@
+"""Turn raw RFC 5322 / MIME bytes into the fields Mailchat indexes.
+
+Mailboxes are full of mail that no RFC would accept: lying or unknown
+charsets, broken MIME boundaries, NUL bytes, raw 8-bit headers, dates in
+every format. An importer that raises on one message stalls a whole sync, so
+``parse_email`` never raises: whatever cannot be decoded cleanly is decoded
+as well as possible and described in ``ParsedEmail.warnings``.
+
+The standard library's ``email`` package with ``email.policy.default`` does
+the MIME work. Its header classes raise on some malformed input, so every
+header goes through a helper that falls back to ``decode_header`` and then to
+the raw string. The message is parsed once and its tree walked once: the
+importer has to keep up with thousands of messages a second.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy
+from email.generator import BytesGenerator
+from email.header import decode_header, make_header
+from email.message import Message
+from email.parser import BytesParser
+from email.utils import getaddresses, parsedate_to_datetime
+from io import BytesIO
+
+from selectolax.lexbor import LexborHTMLParser
+
+log = logging.getLogger(__name__)
+
+SNIPPET_CHARS = 200
+# Elasticsearch refuses to highlight fields longer than
+# index.highlight.max_analyzed_offset (1,000,000 by default).
+MAX_BODY_CHARS = 1_000_000
+MAX_DEPTH = 50
+MAX_WARNINGS = 50
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_POLICY = policy.default
+_PARSER = BytesParser(policy=_POLICY)
+_HEADERS_ONLY = BytesParser(policy=policy.compat32)
+# Flattening an attached message must reproduce its source, not refold it.
+_FLAT_POLICY = policy.compat32.clone(max_line_length=0, linesep="\r\n")
+
+# Labels that mail clients send but Python knows under another name, or where
+# the label undersells what senders actually use (WHATWG Encoding Standard).
+_CHARSET_ALIASES = {
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "ks_c_5601-1987": "cp949",
+    "euc-kr": "cp949",
+    "iso-8859-8-i": "iso-8859-8",
+    "windows-874": "cp874",
+    "unicode-1-1-utf-7": "utf-7",
+}
+# Codecs that exist in Python but are not character sets a sender may pick.
+_NOT_CHARSETS = {"unicode_escape", "raw_unicode_escape", "idna", "punycode", "undefined"}
+_SIGNATURE_TYPES = {"application/pgp-signature", "application/pkcs7-signature",
+                    "application/x-pkcs7-signature"}
+_ADDRESS_HEADERS = ("from", "to", "cc")
+_BLOCK_SELECTOR = ", ".join(
+    "address article aside blockquote br dd div dl dt fieldset figcaption figure footer form "
+    "h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section table td th tr ul center".split()
+)
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad\u034f"))
+_HSPACE = re.compile(r"[^\S\n]+")
+_NEWLINES = re.compile(r" ?\n[\n ]*")
+_ANGLE_ID = re.compile(r"<([^<>]*)>")
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+# RFC 5322 4.5.3 obs-optional allows "Name :"; Python's parser ends the header block there.
+_OBS_FIELD = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)
+_Q_WORD = re.compile(rb"=\?[^?\s]+\?[qQ]\?[^?\s]*\?=")
+_HIGH_BYTE = re.compile(rb"[\x80-\xff]")
+_LOOSE_ADDR = re.compile(r"[^\s<>\"',;:()]+@[^\s<>\"',;:()]+")
+
+
+@dataclass(frozen=True)
+class ParsedEmail:
+    """Everything the importer indexes about one message."""
+
+    message_key: str
+    message_id: str | None
+    subject: str
+    from_address: str
+    from_name: str
+    to: list[str]
+    cc: list[str]
+    received_at: datetime
+    body: str
+    snippet: str
+    has_attachment: bool
+    attachment_names: list[str]
+    attachment_bytes: int
+    list_unsubscribe: str | None
+    in_reply_to: str | None
+    references: list[str]
+    size: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+class _Warnings(list[str]):
+    """A bounded, de-duplicated warning list: one broken message must not flood the log."""
+
+    def add(self, text: str) -> None:
+        if len(self) < MAX_WARNINGS and text not in self:
+            self.append(text)
+
+
+def html_to_text(html: str) -> str:
+    """Readable text of an HTML body, for indexing and snippets.
+
+    A real parser (lexbor) rather than regexes: mail HTML is broken in ways
+    regexes get wrong (unclosed comments, ``>`` in attributes) and slow on.
+    Block elements become line breaks so words of adjacent cells never merge.
+    """
+    if not html or not html.strip():
+        return ""
+    try:
+        tree = LexborHTMLParser(html)
+        tree.strip_tags(["script", "style", "head", "noscript", "template"])
+        root = tree.body or tree.root
+        if root is None:
+            return ""
+        for node in root.css(_BLOCK_SELECTOR):
+            node.insert_before("\n")
+            if node.tag != "br":
+                node.insert_after("\n")
+        text = root.text(deep=True, separator="")
+    except Exception as exc:  # noqa: BLE001 - a bad document must not stop an import
+        log.debug("html_to_text failed: %r", exc)
+        return _collapse(html)
+    text = _HSPACE.sub(" ", text.translate(_INVISIBLE).replace("\x00", ""))
+    return _NEWLINES.sub("\n", text).strip()
+
+
+def decode_bytes(data: bytes, charset: str | None, warnings: _Warnings, what: str) -> str:
+    """Decode text bytes, surviving unknown and lying charsets.
+
+    The declared charset is tried strictly; on failure UTF-8 (what most
+    mislabelled mail really is), then cp1252 with replacement, which cannot fail.
+    """
+    label = (charset or "").strip().strip("\"'").lower()
+    if label:
+        name = _CHARSET_ALIASES.get(label, label)
+        try:
+            codec = codecs.lookup(name).name
+            if codec in _NOT_CHARSETS:
+                raise LookupError(codec)
+            return data.decode(codec).replace("\x00", "")
+        except LookupError:
+            warnings.add(f"unknown charset {label!r} in {what}")
+        except (UnicodeError, ValueError):
+            warnings.add(f"{what} is not valid {label}")
+    try:
+        return data.decode("utf-8").replace("\x00", "")
+    except UnicodeDecodeError:
+        if not label:
+            warnings.add(f"undeclared 8-bit text in {what} decoded as cp1252")
+        return data.decode("cp1252", "replace").replace("\x00", "")
+
+
+def _from_8bit(value: str, warnings: _Warnings) -> str:
+    """Header text as str; raw 8-bit bytes (surrogate-escaped by the parser) as UTF-8."""
+    if "\r" in value or "\n" in value:
+        value = value.replace("\r", "").replace("\n", "")
+    if value.isascii():
+        return value
+    try:
+        data = value.encode("ascii", "surrogateescape")
+    except UnicodeError:
+        return value
+    if b"=?" in data:
+        fixed = _Q_WORD.sub(_requote, data)
+        if fixed != data:
+            warnings.add("raw 8-bit bytes inside an encoded word")
+            data = fixed
+    return decode_bytes(data, None, warnings, "header")
+
+
+def _requote(match: re.Match[bytes]) -> bytes:
+    """Raw 8-bit bytes inside a Q encoded word, re-escaped so its charset label applies."""
+    return _HIGH_BYTE.sub(lambda byte: b"=%02X" % byte.group()[0], match.group())
+
+
+def _decode_words(value: str) -> str:
+    """RFC 2047 decoding without header classes: the fallback when those raise."""
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:  # noqa: BLE001 - decode_header raises on many broken words
+        return value
+
+
+def _text_header(value: str | None, name: str, warnings: _Warnings) -> str:
+    if not value:
+        return ""
+    if "=?" in value:
+        try:
+            value = str(_POLICY.header_factory(name, value))
+        except Exception as exc:  # noqa: BLE001
+            warnings.add(f"malformed {name} header ({type(exc).__name__})")
+            value = _decode_words(value)
+    return _collapse(value)
+
+
+def _addresses(value: str | None, name: str, warnings: _Warnings) -> list[tuple[str, str]]:
+    """(display name, lowercased addr-spec) pairs of an address header.
+
+    A bare word without "@" ("From: Whomever") is a name, not an address: it
+    is kept as the display name, with an empty address. In angle brackets
+    ("<root>", local delivery) it is an address all the same.
+    """
+    if not value:
+        return []
+    pairs: list[tuple[str, str]] = []
+    try:
+        for addr in _POLICY.header_factory(name, value).addresses:
+            pairs.append(_pair(addr.display_name, addr.addr_spec, value))
+        if any(addr for _, addr in pairs):
+            return pairs
+        pairs = []
+    except Exception as exc:  # noqa: BLE001
+        warnings.add(f"malformed {name} header ({type(exc).__name__})")
+    try:
+        for display, addr in getaddresses([value]):
+            pairs.append(_pair(_decode_words(display), addr, value))
+    except Exception:  # noqa: BLE001
+        pairs = []
+    if not any(addr for _, addr in pairs):
+        pairs = [("", found.lower()) for found in _LOOSE_ADDR.findall(value)] or pairs
+    return [pair for pair in pairs if any(pair)]
+
+
+def _pair(display: str, addr_spec: str, source: str) -> tuple[str, str]:
+    display = _collapse(display)
+    addr_spec = addr_spec.strip()
+    if addr_spec in ("", "<>") or ("@" not in addr_spec and f"<{addr_spec}>" not in source):
+        return display or addr_spec.strip("<>"), ""
+    return display, addr_spec.lower()
+
+
+def _date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(_collapse(value))
+        if parsed.tzinfo is None:  # "-0000": zone unknown, RFC 5322 says read as UTC
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except Exception:  # noqa: BLE001 - ValueError, TypeError, OverflowError, ...
+        return None
+
+
+def _received_at(
+    headers: dict[str, list[str]], fallback: datetime | None, warnings: _Warnings
+) -> datetime:
+    date_values = headers.get("date")
+    found = _date(date_values[0] if date_values else None)
+    if found is not None:
+        return found
+    warnings.add("missing Date header" if not date_values else "unparseable Date header")
+    for received in reversed(headers.get("received", [])):  # bottom-most hop first
+        found = _date(received.rpartition(";")[2])
+        if found is not None:
+            warnings.add("date taken from Received header")
+            return found
+    if fallback is not None:
+        warnings.add("date taken from fallback_date")
+        if fallback.tzinfo is None:
+            return fallback.replace(tzinfo=UTC)
+        return fallback.astimezone(UTC)
+    warnings.add("no usable date; using 1970-01-01")
+    return EPOCH
+
+
+def _msg_ids(value: str | None) -> list[str]:
+    if not value:
+        return []
+    found = [m.strip() for m in _ANGLE_ID.findall(value)]
+    return [m for m in found if m] or value.split()
+
+
+def _header_map(msg: Message, warnings: _Warnings) -> dict[str, list[str]]:
+    """Raw header values by lowercased name, unfolded and 8-bit-decoded, read once."""
+    headers: dict[str, list[str]] = {}
+    try:
+        for name, value in msg.raw_items():
+            headers.setdefault(name.lower(), []).append(_from_8bit(str(value), warnings))
+    except Exception as exc:  # noqa: BLE001
+        warnings.add(f"unreadable headers ({type(exc).__name__})")
+    return headers
+
+
+_PartInfo = tuple[str, str | None, str | None, str | None]
+
+
+class _Walker:
+    """One pass over the MIME tree collecting body text and attachments."""
+
+    def __init__(self, warnings: _Warnings) -> None:
+        self.warnings = warnings
+        self.texts: list[str] = []
+        self.names: list[str] = []
+        self.attachments = 0
+        self.attachment_bytes = 0
+        self._info: dict[int, _PartInfo] = {}
+
+    def info(self, part: Message) -> _PartInfo:
+        """Header facts of a part, parsed once even when several decisions need them."""
+        found = self._info.get(id(part))
+        if found is None:
+            found = self._info[id(part)] = _part_info(part)
+        return found
+
+    def walk(self, part: Message, depth: int = 0, want_body: bool = True) -> None:
+        if depth > MAX_DEPTH:
+            self.warnings.add(f"MIME nesting deeper than {MAX_DEPTH}; rest ignored")
+            return
+        for defect in getattr(part, "defects", ()):
+            self.warnings.add(f"MIME defect: {type(defect).__name__}")
+        ctype, charset, disposition, filename = self.info(part)
+        maintype = ctype.partition("/")[0]
+        if maintype == "multipart":
+            children = part.get_payload()
+            if isinstance(children, list):
+                self._multipart(ctype, children, depth, want_body)
+            elif want_body and isinstance(children, str) and children.strip():
+                # No usable boundary: the "multipart" is really one text blob.
+                self._add_text(part, "text/plain", charset)
+            return
+        if disposition == "attachment" or filename or maintype != "text":
+            self._attachment(part, ctype, filename)
+        elif want_body:
+            self._add_text(part, ctype, charset)
+
+    def _multipart(self, ctype: str, children: list[Message], depth: int, want_body: bool) -> None:
+        chosen: list[Message] | None = None
+        if ctype == "multipart/alternative" and want_body and children:
+            chosen = self._choose_alternatives(children, depth)
+        for index, child in enumerate(children):
+            if (ctype == "multipart/signed" and index > 0
+                    and self.info(child)[0] in _SIGNATURE_TYPES):
+                continue  # the signature is protocol, not something the user attached
+            body = want_body and (chosen is None or any(child is c for c in chosen))
+            self.walk(child, depth + 1, body)
+
+    def _choose_alternatives(self, children: list[Message], depth: int) -> list[Message]:
+        """The alternatives whose text we index.
+
+        Those that are (or, for multiparts, contain) non-blank text/plain;
+        else those with text/html; else the last, most faithful one (RFC 2046).
+        Keeping every plain alternative rather than the first loses nothing
+        when a sender mislabels a multipart/mixed as alternative.
+        """
+        plain: list[Message] = []
+        html: list[Message] = []
+        for child in children:
+            kind = self._text_kind(child, depth + 1)
+            if kind == "text/plain":
+                plain.append(child)
+            elif kind == "text/html":
+                html.append(child)
+        if html:
+            plain = [c for c in plain if self.info(c)[0] != "text/plain" or _payload(c).strip()]
+        return plain or html or children[-1:]
+
+    def _text_kind(self, part: Message, depth: int) -> str | None:
+        """text/plain or text/html if ``part`` is or holds such a body part, plain first."""
+        ctype, _, disposition, filename = self.info(part)
+        if ctype in ("text/plain", "text/html"):
+            return None if disposition == "attachment" or filename else ctype
+        children = part.get_payload()
+        if not ctype.startswith("multipart/") or not isinstance(children, list):
+            return None
+        if depth > MAX_DEPTH:
+            return None
+        kinds = {self._text_kind(child, depth + 1) for child in children}
+        return "text/plain" if "text/plain" in kinds else "text/html" if "text/html" in kinds else None
+
+    def _add_text(self, part: Message, ctype: str, charset: str | None) -> None:
+        text = decode_bytes(_payload(part), charset, self.warnings, ctype)
+        if ctype == "text/html":
+            text = html_to_text(text)
+        elif "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if text.strip():
+            self.texts.append(text.strip("\n"))
+
+    def _attachment(self, part: Message, ctype: str, filename: str | None) -> None:
+        self.attachments += 1
+        name = filename
+        if ctype.startswith("message/"):
+            inner = part.get_payload()
+            size = _flat_size(inner)
+            if not name and ctype == "message/rfc822":
+                subject = None
+                if isinstance(inner, list) and inner:
+                    raw_subject = _header_map(inner[0], self.warnings).get("subject")
+                    subject = _text_header(raw_subject[0] if raw_subject else None,
+                                           "subject", self.warnings)
+                name = subject or "message.eml"
+        else:
+            size = len(_payload(part))
+        self.attachment_bytes += size
+        if name:
+            self.names.append(_collapse(name.replace("\x00", "")))
+
+
+def _part_info(part: Message) -> _PartInfo:
+    """(content type, charset, disposition, filename), each header parsed once."""
+    try:
+        header = part.get("content-type")
+        if header is None:
+            ctype, params = part.get_default_type(), {}
+        else:
+            ctype, params = header.content_type, dict(header.params)
+    except Exception:  # noqa: BLE001 - fall back to a crude split of the raw value
+        raw = next((str(v) for k, v in part.raw_items() if k.lower() == "content-type"), "")
+        ctype, params = raw.partition(";")[0].strip().lower() or "text/plain", {}
+        params["charset"] = _crude_param(raw, "charset")
+    if ctype.count("/") != 1:
+        ctype = "text/plain"
+    disposition = filename = None
+    try:
+        header = part.get("content-disposition")
+        if header is not None:
+            disposition = header.content_disposition
+            filename = header.params.get("filename")
+    except Exception:  # noqa: BLE001
+        disposition = "attachment"
+    filename = filename or params.get("name")
+    if filename and "=?" in filename:
+        filename = _decode_words(filename)
+    return ctype, params.get("charset"), disposition, filename or None
+
+
+def _crude_param(raw: str, name: str) -> str | None:
+    match = re.search(name + r"\s*=\s*\"?([^\";\s]+)", raw, re.IGNORECASE)
+    return match.group(1) if match else None
+
+
+def _payload(part: Message) -> bytes:
+    """Transfer-decoded payload bytes; b"" when there are none."""
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001 - undecodable transfer encoding: keep it raw
+        raw = part.get_payload()
+        data = raw.encode("ascii", "surrogateescape") if isinstance(raw, str) else b""
+    return data if isinstance(data, bytes) else b""
+
+
+def _flat_size(payload: object) -> int:
+    """Size of an attached message as its sender wrote it."""
+    if isinstance(payload, list):
+        total = 0
+        for inner in payload:
+            try:
+                buffer = BytesIO()
+                BytesGenerator(buffer, mangle_from_=False, policy=_FLAT_POLICY).flatten(inner)
+                total += buffer.tell()
+            except Exception:  # noqa: BLE001
+                total += len(str(inner.get_payload()))
+        return total
+    if isinstance(payload, str):
+        return len(payload.encode("utf-8", "surrogateescape"))
+    return 0
+
+
+def _repair_headers(raw: bytes, warnings: _Warnings) -> bytes:
+    """Rewrite obsolete "Name :" header fields, which would end Python's header block early."""
+    end = _HEADER_END.search(raw)
+    head_end = end.start() if end else len(raw)
+    if _OBS_FIELD.search(raw, 0, head_end) is None:
+        return raw
+    warnings.add("obsolete header syntax (space before colon)")
+    return _OBS_FIELD.sub(rb"\1:", raw[:head_end]) + raw[head_end:]
+
+
+def _message_key(message_id: str | None, raw: bytes) -> str:
+    if message_id:
+        normalised = message_id.strip().strip("<>").strip().lower()
+        if normalised:
+            return hashlib.sha256(normalised.encode("utf-8", "replace")).hexdigest()[:32]
+    return "raw-" + hashlib.sha256(raw).hexdigest()[:32]
+
+
+def _first(headers: dict[str, list[str]], name: str) -> str | None:
+    values = headers.get(name)
+    return values[0] if values else None
+
+
+def _joined(headers: dict[str, list[str]], name: str) -> str | None:
+    values: Iterable[str] = headers.get(name, ())
+    return ", ".join(values) or None
+
+
+def _snippet(body: str) -> str:
+    snippet = _collapse(body[: SNIPPET_CHARS * 4])
+    if len(snippet) < SNIPPET_CHARS and len(body) > SNIPPET_CHARS * 4:
+        snippet = _collapse(body)
+    return snippet[:SNIPPET_CHARS].rstrip()
+
+
+def parse_email(raw: bytes, *, fallback_date: datetime | None = None) -> ParsedEmail:
+    """Parse one message. Never raises: problems end up in ``warnings``.
+
+    If the MIME parser itself fails (it can recurse too deep on absurdly
+    nested input) the headers are still read and the rest indexed as text.
+    """
+    try:
+        raw = bytes(raw)
+    except Exception:  # noqa: BLE001
+        raw = b""
+    warnings = _Warnings()
+    walker = _Walker(warnings)
+    try:
+        msg: Message = _PARSER.parsebytes(_repair_headers(raw, warnings))
+        walker.walk(msg)
+    except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
+        log.warning("MIME parse failed, indexing as plain text: %r", exc)
+        warnings.add(f"MIME structure unparseable ({type(exc).__name__}); indexed as text")
+        walker = _Walker(warnings)
+        try:
+            msg = _HEADERS_ONLY.parsebytes(raw, headersonly=True)
+            body = msg.get_payload()
+            text = body.encode("ascii", "surrogateescape") if isinstance(body, str) else b""
+        except Exception:  # noqa: BLE001
+            msg, text = Message(), raw
+        walker.texts.append(decode_bytes(text, None, warnings, "body"))
+    return _build(raw, msg, walker, fallback_date, warnings)
+
+
+def _build(raw: bytes, msg: Message, walker: _Walker, fallback_date: datetime | None,
+           warnings: _Warnings) -> ParsedEmail:
+    headers = _header_map(msg, warnings)
+    addresses = {
+        name: _addresses(_first(headers, name) if name == "from" else _joined(headers, name),
+                         name, warnings)
+        for name in _ADDRESS_HEADERS
+    }
+    senders = addresses["from"]
+    sender = next((pair for pair in senders if pair[1]), senders[0] if senders else ("", ""))
+    message_ids = _msg_ids(_first(headers, "message-id"))
+    message_id = message_ids[0] if message_ids else None
+    body = "\n\n".join(walker.texts)
+    if len(body) > MAX_BODY_CHARS:
+        warnings.add(f"body truncated to {MAX_BODY_CHARS} characters")
+        body = body[:MAX_BODY_CHARS]
+    in_reply_to = _msg_ids(_first(headers, "in-reply-to"))
+    unsubscribe = _text_header(_first(headers, "list-unsubscribe"), "list-unsubscribe", warnings)
+    return ParsedEmail(
+        message_key=_message_key(message_id, raw),
+        message_id=message_id,
+        subject=_text_header(_first(headers, "subject"), "subject", warnings),
+        from_address=sender[1],
+        from_name=sender[0],
+        to=[addr for _, addr in addresses["to"] if addr],
+        cc=[addr for _, addr in addresses["cc"] if addr],
+        received_at=_received_at(headers, fallback_date, warnings),
+        body=body,
+        snippet=_snippet(body),
+        has_attachment=walker.attachments > 0,
+        attachment_names=walker.names,
+        attachment_bytes=walker.attachment_bytes,
+        list_unsubscribe=unsubscribe or None,
+        in_reply_to=in_reply_to[0] if in_reply_to else None,
+        references=_msg_ids(_joined(headers, "references")),
+        size=len(raw),
+        warnings=list(warnings),
+    )

@@ -1,0 +1,24 @@
+"""Task names and their queues, in one place.
+
+Web enqueues by name (``send_task``) so it never imports worker code; the
+worker registers tasks under the same names. Routing is by name prefix.
+"""
+
+from __future__ import annotations
+
+ASSISTANT_ANSWER = "assistant.answer"
+MAIL_IMPORT_MBOX = "mail.import_mbox"
+
+QUEUE_SEARCH = "search"
+QUEUE_SYNC = "sync"
+QUEUE_MAINTENANCE = "maintenance"
+QUEUE_DELIVERY = "delivery"
+ALL_QUEUES = (QUEUE_SEARCH, QUEUE_SYNC, QUEUE_MAINTENANCE, QUEUE_DELIVERY)
+
+# Celery's task_routes accepts glob patterns: one line per domain.
+TASK_ROUTES = {
+    "assistant.*": {"queue": QUEUE_SEARCH},
+    "mail.*": {"queue": QUEUE_SYNC},
+    "index.*": {"queue": QUEUE_MAINTENANCE},
+    "delivery.*": {"queue": QUEUE_DELIVERY},
+}

@@ -1,0 +1,137 @@
+"""Session fixtures: real redis-server, real noida-db (Elasticsearch protocol), a real
+Celery worker subprocess, and the Flask app wired to them.
+
+Servers start on free ports in temporary directories, once per test session.
+Tests isolate themselves by creating their own users (every document and
+every query is scoped to its owner).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.localservers import LocalServer, start_noida_elasticsearch, start_redis
+from shared.settings import ENV_PREFIX, Settings, get_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CORPUS_DIR = PROJECT_ROOT.parent / "shared" / "corpus" / "mime"
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mailchat")
+
+
+@pytest.fixture(scope="session")
+def redis_server(session_dir: Path) -> Iterator[LocalServer]:
+    server = start_redis(session_dir / "redis")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def es_server(session_dir: Path) -> Iterator[LocalServer]:
+    server = start_noida_elasticsearch(session_dir / "elasticsearch")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(redis_server: LocalServer, es_server: LocalServer, session_dir: Path) -> Iterator[Settings]:
+    """Settings for the session, exported to the environment so subprocesses share them."""
+    values = {
+        "redis_url": redis_server.url,
+        "elasticsearch_url": es_server.url,
+        "data_dir": str(session_dir / "data"),
+        "secret_key": secrets.token_urlsafe(32),
+        "chat_timeout_seconds": "10",
+    }
+    saved = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+    for name, value in values.items():
+        os.environ[ENV_PREFIX + name.upper()] = str(value)
+    get_settings.cache_clear()
+    built = get_settings()
+    from shared.clients import get_elasticsearch
+    from shared.index import bootstrap
+
+    bootstrap(get_elasticsearch(built), built)
+    yield built
+    for name in values:
+        os.environ.pop(ENV_PREFIX + name.upper(), None)
+    os.environ.update(saved)
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(settings: Settings, session_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker subprocess consuming every queue."""
+    from celery_app import create_celery
+
+    log_path = session_dir / "worker.log"
+    with open(log_path, "ab") as sink:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "celery_app", "worker",
+                "--loglevel=INFO", "--queues=search,sync,maintenance,delivery",
+                "--concurrency=2", f"--hostname=test-{secrets.token_hex(3)}@%h",
+            ],
+            cwd=PROJECT_ROOT, stdout=sink, stderr=subprocess.STDOUT, env=dict(os.environ),
+        )
+    client = create_celery(settings, with_tasks=False)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"celery worker exited:\n{log_path.read_text()[-3000:]}")
+        if client.control.ping(timeout=0.5):
+            break
+    else:
+        process.kill()
+        raise RuntimeError(f"celery worker not ready:\n{log_path.read_text()[-3000:]}")
+    yield process
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings):  # type: ignore[no-untyped-def]
+    from web import create_app
+
+    flask_app = create_app(settings)
+    flask_app.config["TESTING"] = True
+    return flask_app
+
+
+@pytest.fixture()
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()
+
+
+@pytest.fixture()
+def make_user(settings: Settings):  # type: ignore[no-untyped-def]
+    """Create a fresh user; returns (user, password)."""
+    from shared.clients import get_redis
+    from shared.users import create_user
+
+    def _make(prefix: str = "user") -> tuple:
+        password = secrets.token_urlsafe(12)
+        email = f"{prefix}-{secrets.token_hex(4)}@example.com"
+        return create_user(get_redis(settings), settings, email, password), password
+
+    return _make
+
+
+def auth_header(settings: Settings, user) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    from shared.users import issue_token
+
+    return {"Authorization": f"Bearer {issue_token(settings, user)}"}

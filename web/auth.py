@@ -1,0 +1,63 @@
+"""Login, and the bearer-token check that guards every ``/api/*`` endpoint.
+
+The check runs for the whole app in ``before_request`` with an allowlist of
+public endpoints, so a new endpoint is protected unless someone decides
+otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, g, jsonify, request
+
+from shared.users import TokenError, User, authenticate, issue_token, verify_token
+from web.errors import ApiError
+from web.extensions import services
+from web.validation import json_body, required_string
+
+bp = Blueprint("auth", __name__, url_prefix="/api/auth")
+
+PUBLIC_ENDPOINTS = {"auth.login"}
+
+
+@bp.post("/login")
+def login() -> Any:
+    body = json_body()
+    email = required_string(body, "email", 254)
+    password = required_string(body, "password", 1024)
+    svc = services()
+    user = authenticate(svc.redis, svc.settings, email, password)
+    if user is None:
+        raise ApiError(401, "invalid_credentials", "Email or password is wrong.")
+    return jsonify(
+        {
+            "access_token": issue_token(svc.settings, user),
+            "token_type": "Bearer",
+            "expires_in": svc.settings.access_token_ttl_seconds,
+            "user": {"id": user.id, "email": user.email},
+        }
+    )
+
+
+def current_user() -> User:
+    user: User = g.user
+    return user
+
+
+def _require_bearer_token() -> None:
+    if not request.path.startswith("/api/") or request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "not_authenticated", "Send 'Authorization: Bearer <access token>'.")
+    try:
+        g.user = verify_token(services().settings, token.strip())
+    except TokenError as exc:
+        raise ApiError(401, "invalid_token", str(exc)) from exc
+
+
+def init_auth(app: Flask) -> None:
+    app.before_request(_require_bearer_token)
+    app.register_blueprint(bp)
