@@ -8,9 +8,15 @@ The worker never imports ``web/``; the web app builds a task-less client with
 from __future__ import annotations
 
 from celery import Celery
+from celery.app import trace
+
 
 from shared.settings import Settings, get_settings
 from shared.task_names import QUEUE_SEARCH, TASK_ROUTES
+
+# Results carry email subjects and snippets: log that a task succeeded, never what it
+# returned (Celery's default message includes the return value).
+trace.LOG_SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"
 
 TASK_MODULES = ["workers.assistant", "workers.mail"]
 

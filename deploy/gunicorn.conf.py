@@ -16,6 +16,8 @@ timeout = 60
 graceful_timeout = 10
 accesslog = "-"
 forwarded_allow_ips = "127.0.0.1"
+# One control socket per installation, so two checkouts can run side by side.
+control_socket = str(_settings.data_path / "gunicorn.ctl")
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from 00:00 UTC, so nothing is dated later than the moment ``today`` begins.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import random
@@ -34,136 +35,151 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 DEFAULT_SEED = 20261123
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_FROM_ESCAPE = re.compile(rb"^(>*From )", re.MULTILINE)  # mboxrd, what shared.mbox unescapes
+_DAYS = "Mon Tue Wed Thu Fri Sat Sun".split()
+_MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+_FROM_ESCAPE = re.compile(rb"^(>*From )", re.MULTILINE)  # mboxrd, which shared.mbox unescapes
 
 Person = tuple[str, str]  # (display name, address)
 
 
-def _rows(block: str) -> list[tuple[str, ...]]:
-    """A ``|``-separated table, one row per non-blank line."""
-    return [tuple(c.strip() for c in line.split("|")) for line in block.strip().splitlines()]
+def _list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(";") if item.strip()]
 
 
-COMPANIES = _rows("""
-Northwind | northwind.example
-Contoso | contoso.example
-Fabrikam | fabrikam.example
-Tailspin Systems | tailspin.example
-Adatum | adatum.example
-Litware | litware.example
-Proseware | proseware.example
-Wingtip Labs | wingtiplabs.example
-Woodgrove Bank | woodgrove.example
-Coho Data | coho.example
-Müller & Söhne Digital | mueller-soehne.example
-Lucerne Analytics | lucerne.example
-""")
-AGENCIES = _rows("TalentBridge | talentbridge.example\nHireWell Partners | hirewell.example")
-RECRUITERS = _rows("""
-José Álvarez | jose.alvarez
-Zoë Müller | zoe.mueller
-李伟 | li.wei
-Priya Raman | priya.raman
-Marcus Johnson | marcus.johnson
-Emily Chen | emily.chen
-Chioma Okafor | chioma.okafor
-Łukasz Nowak | lukasz.nowak
-Anaïs Dubois | anais.dubois
-Tom Becker | tom.becker
-Sofia Rossi | sofia.rossi
-Hiroshi Tanaka | hiroshi.tanaka
-""")
-FRIENDS = _rows("""
-Sam Patel | sam.patel@example.org
-Mia Svensson | mia.svensson@example.net
-Björn Åkesson | bjorn@example.org
-Nadia Haddad | nadia.h@example.net
-Diego Hernández | diego.hdz@example.org
-Linda Carter | linda.c@example.com
-陈静 | chen.jing@example.net
-""")
-ROLES = [r[0] for r in _rows("""
-Senior Backend Engineer
-Staff Software Engineer
-Platform Engineer
-Site Reliability Engineer
-Data Engineer
-Engineering Manager
-Python Developer
-Machine Learning Engineer
-Full-Stack Engineer
-Search Engineer
-""")]
-MISSIONS = "scale their payments platform|rebuild search|ship a real-time data pipeline".split("|")
-LOCATIONS = "Remote (EU)|Hybrid — Berlin|Remote (US)|Copenhagen or remote|Zürich (hybrid)".split("|")
-COMPS = "€85k–€105k + equity|$170k–$200k base + bonus|£90k–£110k|DKK 750k–900k".split("|")
-STACKS = "Python, PostgreSQL, Kafka|Go, Kubernetes, gRPC|Python, Elasticsearch, Celery".split("|")
-STAGES = "45-minute technical interview|system design interview|first-round video call".split("|")
-NEWSLETTERS = _rows("""
-The Backend Weekly | hello@backendweekly.example | Zero-downtime migrations; Slow Celery tasks
-Python Digest | digest@pydigest.example | What's new in Python 3.14; asyncio pitfalls
-Distributed Notes | notes@distributed.example | Raft in plain words; Relevance tuning 101
-Remote Jobs Roundup | jobs@remoteroundup.example | 42 new remote backend roles; Salary bands
-Ærøskøbing Café | news@aeroe-cafe.example | Vintermenu og æbleskiver; Live jazz på fredag
-Fabrikam Deals | deals@fabrikam.example | Weekend sale: 30% off headphones; Members-only prices
-""")
-VENDORS = _rows("""
-Contoso Books | orders@contosobooks.example | $ | Designing Data-Intensive Applications
-Fabrikam Electronics | no-reply@fabrikam.example | $ | USB-C hub, 7-port
-Tailspin Rides | receipts@tailspin.example | € | Ride to Central Station
-Ærøskøbing Café | kvittering@aeroe-cafe.example | kr | Flat white ×2, kanelsnegl
-Litware Cloud | billing@litware.example | $ | Pro plan — monthly
-Müller Bäckerei | bestellung@mueller-baeckerei.example | € | Sourdough loaf
-""")
-NOTICES = _rows("""
-Litware Security | security@litware.example | Security alert: new sign-in | A new sign-in \
-from Firefox on Linux. If this was you, no action is needed.
-Woodgrove Bank | statements@woodgrove.example | Your monthly statement is ready | Your \
-statement is available in online banking.
-Contoso CI | ci@builds.example | [mailchat] CI failed on main | Job 'tests' failed after 3m12s.
-Dr. Weiß Dental | praxis@weiss-dental.example | Reminder: check-up next week | Reply to \
-reschedule your dental check-up.
-""")
-PERSONAL = _rows("""
-Dinner on Friday? | Want to grab dinner on Friday? That new ramen place finally opened.
-Hike this weekend | From what I remember, the trail starts near the old mill. Meet at 8?
-Photos from Saturday | Here are a couple of photos from Saturday. Good times!
-Book recommendation | Just finished a great novel, I think you'd love it.
-Moving help 📦 | We're moving on the 14th. Could you help for a few hours?
-Birthday plans for Zoë | Thinking of a small surprise party. Ideas welcome!
-Smørrebrød at Ærøskøbing Café | Lunch there next week? Their smørrebrød is great.
-""")
-REPLIES_OWNER = _rows("""
-Sounds good to me!
-Sorry for the late reply — crazy week. Count me in.
-Thanks for reaching out! Happy to chat. Tuesday or Thursday afternoon?
-Thanks, that time works for me. Looking forward to it.
-""")
-REPLIES_OTHER = _rows("""
-Perfect, see you then.
-Great — I'll send a calendar invite shortly.
-Let me check and get back to you tomorrow.
-From my side all good. Talk soon!
-""")
-WEIGHTS = {
-    "newsletter": 27, "receipt": 11, "notification": 8, "recruiter": 11, "application": 6,
-    "interview": 3, "rejection": 4, "offer": 0.4, "personal": 9, "reply": 13,
-}  # fmt: skip
+def _table(text: str) -> list[tuple[str, ...]]:
+    """``"a|b; c|d"`` -> ``[("a", "b"), ("c", "d")]``."""
+    return [tuple(cell.strip() for cell in item.split("|")) for item in _list(text)]
+
+
+COMPANIES = _table(
+    "Northwind|northwind.example; Contoso|contoso.example; Fabrikam|fabrikam.example; "
+    "Tailspin Systems|tailspin.example; Adatum|adatum.example; Litware|litware.example; "
+    "Proseware|proseware.example; Wingtip Labs|wingtiplabs.example; Coho Data|coho.example; "
+    "Woodgrove Bank|woodgrove.example; Müller & Söhne Digital|mueller-soehne.example"
+)
+AGENCIES = _table("TalentBridge|talentbridge.example; HireWell Partners|hirewell.example")
+RECRUITERS = _table(
+    "José Álvarez|jose.alvarez; Zoë Müller|zoe.mueller; 李伟|li.wei; Priya Raman|priya.raman; "
+    "Marcus Johnson|marcus.johnson; Emily Chen|emily.chen; Chioma Okafor|chioma.okafor; "
+    "Łukasz Nowak|lukasz.nowak; Anaïs Dubois|anais.dubois; Tom Becker|tom.becker"
+)
+FRIENDS = _table(
+    "Sam Patel|sam.patel@example.org; Mia Svensson|mia.svensson@example.net; "
+    "Björn Åkesson|bjorn@example.org; Nadia Haddad|nadia.h@example.net; "
+    "Diego Hernández|diego.hdz@example.org; Linda Carter|linda.c@example.com; "
+    "陈静|chen.jing@example.net"
+)
+POOLS = {  # one of each is drawn for every job-related mail
+    "role": _list(
+        "Senior Backend Engineer; Staff Software Engineer; Platform Engineer; Data Engineer; "
+        "Site Reliability Engineer; Engineering Manager; Python Developer; Search Engineer"
+    ),
+    "mission": _list("scale their payments platform; rebuild search; ship a real-time pipeline"),
+    "location": _list("Remote (EU); Hybrid — Berlin; Remote (US); Copenhagen; Zürich (hybrid)"),
+    "comp": _list("€85k–€105k + equity; $170k–$200k base + bonus; £90k–£110k; DKK 750k–900k"),
+    "stack": _list("Python, PostgreSQL, Kafka; Go, Kubernetes, gRPC; Python, Elasticsearch"),
+    "stage": _list("45-minute technical interview; system design interview; first-round call"),
+    "title": _list("Technical Recruiter; Senior Talent Partner; Head of Talent"),
+}
+JOB_MAIL = {  # kind: (label choices, subject choices, body), formatted with _job()'s context
+    "recruiter": (
+        "Inbox; Inbox,Category Promotions",
+        "{role} opportunity at {company}; {company} is hiring: {role}; "
+        "Quick question about your next move, {me}; Exploring a {role} role at {company}?",
+        "I'm {name}, {title} at {org}. Your backend work stood out, and {company} is hiring a "
+        "{role} to {mission}.\n\n- Location: {location}\n- Compensation: {comp}\n- Stack: {stack}"
+        "\n\nWould you be open to a 20-minute call this week?\n\nBest,\n{name}\n{title}, {org}",
+    ),
+    "application": (
+        "Inbox,Category Updates",
+        "Thank you for applying to {company}; Application received: {role}; "
+        "We received your application for {role} at {company}",
+        "Thanks for applying for the {role} position at {company}. We review every application "
+        "and will be in touch within two weeks.\n\nApplication ID: {ref}\n\n— The {company} Team",
+    ),
+    "interview": (
+        "Inbox,Important,Category Updates; Inbox,Important",
+        "Interview invitation: {role} at {company}; Invitation: {role} interview @ {when} (UTC); "
+        "Schedule your technical interview with {company}; Next steps: interview for {role}",
+        "Thank you for your interest in the {role} role at {company}! We'd like to invite you to "
+        "a {stage} with {interviewer}.\n\nWhen: {when} (UTC)\nWhere: https://meet.{domain}/{ref}"
+        "\n\nPlease reply to confirm, or pick another slot: https://{domain}/schedule/{token}"
+        "\n\nBest regards,\n{name}\nRecruiting Coordinator, {company}",
+    ),
+    "offer": (
+        "Inbox,Important,Starred",
+        "Offer letter — {role} at {company}",
+        "Congratulations! We're thrilled to offer you the {role} position at {company}. Base "
+        "compensation: {comp}. Your offer letter is attached, please sign by {deadline}.\n\n"
+        "Warmly,\n{name}",
+    ),
+    "rejection": (
+        "Inbox,Category Updates",
+        "Update on your application to {company}; Update on your application for {role}",
+        "Thank you for your time and interest in the {role} role. After careful consideration "
+        "we've decided to move forward with other candidates.\n\nKind regards,\n{company} Recruiting",
+    ),
+}
+NEWSLETTERS = _table(
+    "The Backend Weekly|hello@backendweekly.example|Zero-downtime migrations/Slow Celery tasks; "
+    "Python Digest|digest@pydigest.example|What's new in Python 3.14/asyncio pitfalls; "
+    "Distributed Notes|notes@distributed.example|Raft in plain words/Relevance tuning 101; "
+    "Remote Jobs Roundup|jobs@remoteroundup.example|42 new remote backend roles/Salary bands; "
+    "Ærøskøbing Café|news@aeroe-cafe.example|Vintermenu og æbleskiver/Live jazz på fredag; "
+    "Fabrikam Deals|deals@fabrikam.example|Weekend sale: 30% off headphones/Members-only prices"
+)
+VENDORS = _table(
+    "Contoso Books|orders@contosobooks.example|$|Designing Data-Intensive Applications; "
+    "Fabrikam Electronics|no-reply@fabrikam.example|$|USB-C hub, 7-port; "
+    "Tailspin Rides|receipts@tailspin.example|€|Ride to Central Station; "
+    "Ærøskøbing Café|kvittering@aeroe-cafe.example|kr|Flat white ×2, kanelsnegl; "
+    "Litware Cloud|billing@litware.example|$|Pro plan — monthly; "
+    "Müller Bäckerei|bestellung@mueller-baeckerei.example|€|Sourdough loaf"
+)
+PERSONAL = _table(
+    "Dinner on Friday?|Want to grab dinner on Friday? That new ramen place finally opened.; "
+    "Hike this weekend|From what I remember, the trail starts near the old mill. Meet at 8?; "
+    "Photos from Saturday|Here are a couple of photos from Saturday. Good times!; "
+    "Moving help 📦|We're moving on the 14th. Could you help for a few hours?; "
+    "Birthday plans for Zoë|Thinking of a small surprise party. Ideas welcome!; "
+    "Smørrebrød at Ærøskøbing Café|Lunch there next week? Their smørrebrød is great."
+)
+REPLIES_OWNER = _list(
+    "Sounds good to me!; Sorry for the late reply — crazy week. Count me in.; "
+    "Thanks for reaching out! Happy to chat, Tuesday or Thursday afternoon?; "
+    "Thanks, that time works for me. Looking forward to it."
+)
+REPLIES_OTHER = _list(
+    "Perfect, see you then.; Great — I'll send a calendar invite shortly.; "
+    "Let me check and get back to you tomorrow.; From my side all good. Talk soon!"
+)
+WEIGHTS: dict[str, float] = {"newsletter": 30, "receipt": 15, "personal": 10, "reply": 14}
+WEIGHTS |= {"recruiter": 11, "application": 6, "interview": 3, "rejection": 4, "offer": 0.4}
 
 
 class _Registry(HeaderRegistry):
-    """HeaderRegistry that builds each header class once (the stdlib rebuilds it per lookup)."""
+    """HeaderRegistry that builds each header class once (the stdlib rebuilds it per lookup)
+    and reuses parsed Content-* headers: a handful of values (those without per-message
+    boundaries or file names) are parsed thousands of times. Header objects are immutable,
+    so sharing them between messages is safe."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._cache: dict[str, Any] = {}
+        self._classes: dict[str, Any] = {}
+        self._parsed: dict[tuple[str, str], Any] = {}
 
     def __getitem__(self, name: str) -> Any:
-        if name not in self._cache:
-            self._cache[name] = super().__getitem__(name)
-        return self._cache[name]
+        if name not in self._classes:
+            self._classes[name] = super().__getitem__(name)
+        return self._classes[name]
+
+    def __call__(self, name: str, value: Any) -> Any:
+        key = (name, value) if isinstance(value, str) and name.startswith("Content-") else None
+        if key is None or "boundary" in value or "filename" in value:
+            return super().__call__(name, value)
+        if key not in self._parsed:
+            self._parsed[key] = super().__call__(name, value)
+        return self._parsed[key]
 
 
 class _Policy(EmailPolicy):
@@ -196,25 +212,23 @@ class _Mail:
 
 @dataclass
 class _Thread:
-    subject: str
     thrid: str
-    other: Person
-    ids: list[str]
-    last_sender: Person
-    last_text: str
+    ids: list[str]  # Message-IDs, oldest first
+    first: _Mail
+    last: _Mail
     last_ts: datetime
+
+
+def _person(row: tuple[str, ...]) -> Person:
+    return row[0], row[1]
 
 
 def _address(person: Person) -> str | Address:
     return formataddr(person) if person[0].isascii() else Address(person[0], addr_spec=person[1])
 
 
-def _first(name: str) -> str:
-    return name.split()[0]
-
-
-def _seen(rng: random.Random, labels: str) -> list[str]:
-    return [*labels.split(","), "Opened" if rng.random() < 0.7 else "Unread"]
+def _seen(rng: random.Random, choices: str) -> list[str]:
+    return [*rng.choice(_list(choices)).split(","), "Opened" if rng.random() < 0.7 else "Unread"]
 
 
 def _when(dt: datetime, sep: str = "") -> str:
@@ -246,145 +260,72 @@ def _png(rng: random.Random, size: int = 10) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
     pixels = zlib.compress(b"".join(b"\x00" + rng.randbytes(size * 3) for _ in range(size)))
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    head = chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + head + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 def _ics(uid: int, summary: str, start: datetime, organizer: Person, owner: Person) -> bytes:
-    fmt = "%Y%m%dT%H%M%SZ"
-    lines = [
-        "BEGIN:VCALENDAR", "PRODID:-//Mailchat Demo//EN", "VERSION:2.0", "METHOD:REQUEST",
-        "BEGIN:VEVENT", f"UID:{uid:016x}@calendar.example", f"DTSTAMP:{start:{fmt}}",
-        f"DTSTART:{start:{fmt}}", f"DTEND:{start + timedelta(minutes=45):{fmt}}",
-        f"SUMMARY:{summary}", f"ORGANIZER;CN={organizer[0]}:mailto:{organizer[1]}",
-        f"ATTENDEE;CN={owner[0]};RSVP=TRUE:mailto:{owner[1]}", "END:VEVENT", "END:VCALENDAR",
-    ]  # fmt: skip
-    return ("\r\n".join(lines) + "\r\n").encode()
+    end, fmt = start + timedelta(minutes=45), "%Y%m%dT%H%M%SZ"
+    return (
+        f"BEGIN:VCALENDAR\r\nPRODID:-//Mailchat Demo//EN\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\n"
+        f"BEGIN:VEVENT\r\nUID:{uid:016x}@calendar.example\r\nDTSTAMP:{start:{fmt}}\r\n"
+        f"DTSTART:{start:{fmt}}\r\nDTEND:{end:{fmt}}\r\nSUMMARY:{summary}\r\n"
+        f"ORGANIZER;CN={organizer[0]}:mailto:{organizer[1]}\r\n"
+        f"ATTENDEE;CN={owner[0]};RSVP=TRUE:mailto:{owner[1]}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
 
 
-def _hiring(rng: random.Random) -> tuple[str, str, str, Person]:
-    """A company, its domain, a role and one of its recruiters."""
-    (company, domain), role, (name, local) = (
-        rng.choice(COMPANIES), rng.choice(ROLES), rng.choice(RECRUITERS)
-    )  # fmt: skip
-    return company, domain, role, (name, f"{local}@{domain}")
-
-
-def _recruiter(rng: random.Random, owner: Person, ts: datetime) -> _Mail:
-    company, domain, role, (name, addr) = _hiring(rng)
-    org, org_domain = rng.choice(AGENCIES) if rng.random() < 0.35 else (company, domain)
-    title = rng.choice(["Technical Recruiter", "Senior Talent Partner", "Head of Talent"])
-    subject = rng.choice([
-        f"{role} opportunity at {company}", f"{company} is hiring: {role}",
-        f"Quick question about your next move, {_first(owner[0])}",
-        f"Exploring a {role} role at {company}?",
-    ])  # fmt: skip
-    text = (
-        f"Hi {_first(owner[0])},\n\nI'm {name}, {title} at {org}. Your backend work stood out, "
-        f"and {company} is hiring a {role} to {rng.choice(MISSIONS)}.\n\n"
-        f"- Location: {rng.choice(LOCATIONS)}\n- Compensation: {rng.choice(COMPS)}\n"
-        f"- Stack: {rng.choice(STACKS)}\n\nWould you be open to a 20-minute call this week?"
-        f"\n\nBest,\n{name}\n{title}, {org}\n"
-    )
-    labels = _seen(rng, rng.choice(["Inbox", "Inbox,Category Promotions"]))
-    sender = (name, addr.replace(domain, org_domain))
-    mail = _Mail(sender, owner, subject, text, labels=labels, replyable=rng.random() < 0.4)
-    if rng.random() < 0.3:  # some recruiting tools send HTML only
-        mail.text, mail.html = None, _html(subject, text, f"https://{org_domain}/jobs")
-    return mail
-
-
-def _interview(rng: random.Random, owner: Person, ts: datetime) -> _Mail:
-    company, domain, role, sender = _hiring(rng)
+def _job(kind: str, rng: random.Random, owner: Person, ts: datetime) -> _Mail:
+    """Recruiter outreach, application confirmations, interviews, offers and rejections."""
+    (company, domain), (name, local) = rng.choice(COMPANIES), rng.choice(RECRUITERS)
+    agency = kind == "recruiter" and rng.random() < 0.35
+    org, org_domain = rng.choice(AGENCIES) if agency else (company, domain)
     day = ts.date() + timedelta(days=rng.randint(2, 9))
-    day += timedelta(days=max(0, 7 - day.weekday()) if day.weekday() >= 5 else 0)
-    start = datetime.combine(day, time(rng.choice([9, 10, 11, 13, 14, 15, 16]), rng.choice([0, 30])), UTC)
-    subject = rng.choice([
-        f"Interview invitation: {role} at {company}",
-        f"Schedule your technical interview with {company}",
-        f"Invitation: {role} interview @ {_when(start)} (UTC)",
-        f"Next steps: interview for {role} at {company}",
-    ])  # fmt: skip
-    text = (
-        f"Hi {_first(owner[0])},\n\nThank you for your interest in the {role} role at "
-        f"{company}! We'd like to invite you to a {rng.choice(STAGES)} with "
-        f"{rng.choice(FRIENDS)[0]}.\n\nWhen: {_when(start)} (UTC)\n"
-        f"Where: https://meet.{domain}/{rng.getrandbits(32):08x}\n\nPlease reply to confirm, "
-        f"or pick another slot: https://{domain}/schedule/{rng.getrandbits(40):010x}\n\n"
-        f"Best regards,\n{sender[0]}\nRecruiting Coordinator, {company}\n"
-    )
-    labels = _seen(rng, rng.choice(["Inbox,Important,Category Updates", "Inbox,Important"]))
-    mail = _Mail(sender, owner, subject, text, labels=labels, replyable=rng.random() < 0.5)
-    if rng.random() < 0.3:
+    day += timedelta(days=7 - day.weekday() if day.weekday() >= 5 else 0)  # weekdays only
+    start = datetime.combine(day, time(rng.choice((9, 10, 11, 14, 15, 16)), rng.choice((0, 30))))
+    start = start.replace(tzinfo=UTC)
+    ctx = {key: rng.choice(pool) for key, pool in POOLS.items()}
+    ctx |= {"me": owner[0].split()[0], "company": company, "domain": domain, "name": name}
+    ctx |= {"org": org, "when": _when(start), "interviewer": rng.choice(FRIENDS)[0]}
+    ctx |= {"ref": f"{rng.getrandbits(32):08x}", "token": f"{rng.getrandbits(40):010x}"}
+    ctx["deadline"] = f"{ts.date() + timedelta(days=7):%Y-%m-%d}"
+    labels, subjects, body = JOB_MAIL[kind]
+    subject = rng.choice(_list(subjects)).format(**ctx)
+    text = f"Hi {ctx['me']},\n\n{body.format(**ctx)}\n"
+    senders = {"application": (f"{company} Careers", f"no-reply@careers.{domain}")}
+    senders["rejection"] = (f"{company} Recruiting", f"jobs@{domain}")
+    sender = senders.get(kind, (name, f"{local}@{org_domain}"))
+    mail = _Mail(sender, owner, subject, text, labels=_seen(rng, labels))
+    mail.replyable = kind in ("recruiter", "interview", "offer") and rng.random() < 0.5
+    if kind == "recruiter" and rng.random() < 0.3:  # some recruiting tools send HTML only
+        mail.text, mail.html = None, _html(subject, text, f"https://{org_domain}/jobs")
+    elif rng.random() < 0.35:
         mail.html = _html(subject, text, f"https://{domain}/careers")
-    if rng.random() < 0.5:
-        ics = _ics(rng.getrandbits(64), f"{company} interview: {role}", start, sender, owner)
+    if kind == "interview" and rng.random() < 0.5:
+        ics = _ics(rng.getrandbits(64), f"{company} interview: {ctx['role']}", start, sender, owner)
         mail.attachments.append((ics, "text", "calendar", "invite.ics"))
+    if kind == "offer":
+        pdf = _pdf(f"Offer letter - {ctx['role']} at {company}")
+        mail.attachments.append((pdf, "application", "pdf", f"Offer_{company.split()[0]}.pdf"))
     return mail
-
-
-def _offer(rng: random.Random, owner: Person, ts: datetime) -> _Mail:
-    company, domain, role, sender = _hiring(rng)
-    subject = f"Offer letter — {role} at {company}"
-    text = (
-        f"Hi {_first(owner[0])},\n\nCongratulations! We're thrilled to offer you the {role} "
-        f"position at {company}. Base compensation: {rng.choice(COMPS)}. Your offer letter is "
-        f"attached; please sign by {ts.date() + timedelta(days=7):%Y-%m-%d}.\n\n"
-        f"Warmly,\n{sender[0]}\n"
-    )
-    mail = _Mail(sender, owner, subject, text, labels=["Inbox", "Important", "Starred", "Opened"])
-    pdf = _pdf(f"Offer letter - {role} at {company}")
-    mail.attachments.append((pdf, "application", "pdf", f"Offer_Letter_{company.split()[0]}.pdf"))
-    mail.replyable = True
-    return mail
-
-
-def _application(rng: random.Random, owner: Person, ts: datetime) -> _Mail:
-    company, domain, role, _ = _hiring(rng)
-    subject = rng.choice([
-        f"Thank you for applying to {company}", f"Application received: {role}",
-        f"We received your application for {role} at {company}",
-    ])  # fmt: skip
-    text = (
-        f"Hi {_first(owner[0])},\n\nThanks for applying for the {role} position at {company}. "
-        f"We review every application and will be in touch within two weeks.\n\n"
-        f"Application ID: {rng.randrange(10**6, 10**7)}\n\n— The {company} Talent Team\n"
-    )
-    html = _html(subject, text, f"https://{domain}/careers") if rng.random() < 0.5 else None
-    sender = (f"{company} Careers", f"no-reply@careers.{domain}")
-    return _Mail(sender, owner, subject, text, html, _seen(rng, "Inbox,Category Updates"))
-
-
-def _rejection(rng: random.Random, owner: Person, ts: datetime) -> _Mail:
-    company, domain, role, _ = _hiring(rng)
-    subject = rng.choice([
-        f"Update on your application to {company}",
-        f"Update on your application for {role}", f"Your {company} application",
-    ])  # fmt: skip
-    text = (
-        f"Hi {_first(owner[0])},\n\nThank you for your time and interest in the {role} role. "
-        f"After careful consideration we've decided to move forward with other candidates. "
-        f"We'll keep your profile on file.\n\nKind regards,\nThe {company} Recruiting Team\n"
-    )
-    sender = (f"{company} Recruiting", f"jobs@{domain}")
-    return _Mail(sender, owner, subject, text, labels=_seen(rng, "Inbox,Category Updates"))
 
 
 def _receipt(rng: random.Random, owner: Person, ts: datetime) -> _Mail:
     vendor, addr, cur, item = rng.choice(VENDORS)
-    amount, order = rng.randrange(299, 25999) / 100, f"{rng.randrange(100, 999)}-{rng.randrange(10**7)}"
+    amount = rng.randrange(299, 25999) / 100
+    order = f"{rng.randrange(100, 999)}-{rng.randrange(10**6, 10**7)}"
     price = f"{amount:.2f} kr".replace(".", ",") if cur == "kr" else f"{cur}{amount:,.2f}"
-    subject = rng.choice([
-        f"Your receipt from {vendor}", f"Order #{order} confirmed — {vendor}",
-        f"Your {vendor} order #{order} has shipped",
-    ])  # fmt: skip
+    subject = rng.choice(
+        [f"Your receipt from {vendor}", f"Order #{order} confirmed — {vendor}",
+         f"Your {vendor} order #{order} has shipped"]
+    )  # fmt: skip
     text = (
-        f"Hi {_first(owner[0])},\n\nThanks for your purchase.\n\nOrder: #{order}\nItem: {item}\n"
-        f"Total: {price}\nPaid with Visa ending in {rng.randrange(1000, 9999)}\n\n"
+        f"Hi {owner[0].split()[0]},\n\nThanks for your purchase.\n\nOrder: #{order}\nItem: {item}"
+        f"\nTotal: {price}\nPaid with Visa ending in {rng.randrange(1000, 9999)}\n\n"
         f"Questions? Just reply to this email.\n{vendor}\n"
     )
     html = _html(subject, text, f"https://{addr.split('@')[1]}/orders/{order}")
-    labels = _seen(rng, rng.choice(["Inbox,Category Updates", "Category Purchases"]))
+    labels = _seen(rng, "Inbox,Category Updates; Category Purchases")
     mail = _Mail((vendor, addr), owner, subject, text, html, labels)
     if rng.random() < 0.25:
         invoice = _pdf(f"Invoice {order} - total {price}")
@@ -394,20 +335,20 @@ def _receipt(rng: random.Random, owner: Person, ts: datetime) -> _Mail:
 
 def _newsletter(rng: random.Random, owner: Person, ts: datetime) -> _Mail:
     name, addr, picks = rng.choice(NEWSLETTERS)
-    headlines = [h.strip() for h in picks.split(";")]
-    domain, token = addr.split("@")[1], f"{rng.getrandbits(48):012x}"
+    domain, token, headlines = addr.split("@")[1], f"{rng.getrandbits(48):012x}", picks.split("/")
     subject = f"{name} #{ts.toordinal() // 7 % 500}: {rng.choice(headlines)}"
-    links = [f"* {h}\n  https://{domain}/p/{rng.getrandbits(24):06x}" for h in headlines]
+    links = "\n\n".join(f"* {h}\n  https://{domain}/p/{rng.getrandbits(24):06x}" for h in headlines)
     text = (
-        f"From the editor: this week's picks for {owner[0]}.\n\n" + "\n\n".join(links)
-        + f"\n\nYou are receiving this because you subscribed to {name}.\n"
-    )  # fmt: skip
+        f"From the editor: this week's picks for {owner[0]}.\n\n{links}\n\n"
+        f"You are receiving this because you subscribed to {name}.\n"
+    )
     html = _html(subject, text, f"https://{domain}/web")
-    places = ["Inbox,Category Updates", "Category Promotions", "Inbox,Category Promotions"]
-    mail = _Mail((name, addr), owner, subject, text, html, _seen(rng, rng.choice(places)))
+    labels = _seen(rng, "Inbox,Category Updates; Category Promotions; Inbox,Category Promotions")
+    mail = _Mail((name, addr), owner, subject, text, html, labels)
+    unsubscribe = f"<mailto:unsubscribe+{token}@{domain}>, <https://{domain}/u/{token}>"
     mail.headers += [
         ("List-Id", f"{name} <{domain.split('.')[0]}.list.{domain}>"),
-        ("List-Unsubscribe", f"<mailto:unsubscribe+{token}@{domain}>, <https://{domain}/u/{token}>"),
+        ("List-Unsubscribe", unsubscribe),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ("Precedence", "bulk"),
     ]
@@ -416,17 +357,11 @@ def _newsletter(rng: random.Random, owner: Person, ts: datetime) -> _Mail:
     return mail
 
 
-def _notification(rng: random.Random, owner: Person, ts: datetime) -> _Mail:
-    name, addr, subject, text = rng.choice(NOTICES)
-    body = f"Hi {_first(owner[0])},\n\n{text}\n"
-    return _Mail((name, addr), owner, subject, body, labels=_seen(rng, "Inbox,Category Updates"))
-
-
 def _personal(rng: random.Random, owner: Person, ts: datetime) -> _Mail:
-    friend, (subject, body) = rng.choice(FRIENDS), rng.choice(PERSONAL)
-    text = f"Hi {_first(owner[0])},\n\n{body}\n\nCheers,\n{_first(friend[0])}\n"
-    labels = _seen(rng, rng.choice(["Inbox,Important", "Inbox"]))
-    mail = _Mail((friend[0], friend[1]), owner, subject, text, labels=labels, replyable=True)
+    friend, (subject, body) = _person(rng.choice(FRIENDS)), rng.choice(PERSONAL)
+    text = f"Hi {owner[0].split()[0]},\n\n{body}\n\nCheers,\n{friend[0].split()[0]}\n"
+    labels = _seen(rng, "Inbox,Important; Inbox")
+    mail = _Mail(friend, owner, subject, text, labels=labels, replyable=True)
     if subject.startswith("Photos"):
         for _ in range(rng.randint(1, 2)):
             name = f"IMG_{rng.randrange(1000, 9999)}.png"
@@ -435,24 +370,23 @@ def _personal(rng: random.Random, owner: Person, ts: datetime) -> _Mail:
 
 
 def _reply(rng: random.Random, owner: Person, thread: _Thread) -> _Mail:
-    from_owner = thread.last_sender != owner
-    sender, to = (owner, thread.other) if from_owner else (thread.other, owner)
-    quoted = "\n".join(f"> {line}" if line else ">" for line in thread.last_text.splitlines())
-    new = rng.choice(REPLIES_OWNER if from_owner else REPLIES_OTHER)[0]
+    other, last = thread.first.sender, thread.last
+    from_owner = last.sender != owner
+    sender, to = (owner, other) if from_owner else (other, owner)
+    quoted = "\n".join(f"> {line}" if line else ">" for line in (last.text or "").splitlines())
+    new = rng.choice(REPLIES_OWNER if from_owner else REPLIES_OTHER)
     text = (
-        f"{new}\n\n{_first(sender[0])}\n\nOn {_when(thread.last_ts, ' at')} "
-        f"{thread.last_sender[0]} <{thread.last_sender[1]}> wrote:\n{quoted}\n"
+        f"{new}\n\n{sender[0].split()[0]}\n\nOn {_when(thread.last_ts, ' at')} "
+        f"{last.sender[0]} <{last.sender[1]}> wrote:\n{quoted}\n"
     )
     labels = ["Sent"] if from_owner else _seen(rng, "Inbox,Important")
-    subject = thread.subject if thread.subject.startswith("Re: ") else f"Re: {thread.subject}"
-    return _Mail(sender, to, subject, text, labels=labels)
+    return _Mail(sender, to, f"Re: {thread.first.subject}", text, labels=labels)
 
 
 _BUILDERS: dict[str, Callable[[random.Random, Person, datetime], _Mail]] = {
-    "recruiter": _recruiter, "application": _application, "interview": _interview,
-    "offer": _offer, "rejection": _rejection, "receipt": _receipt, "newsletter": _newsletter,
-    "notification": _notification, "personal": _personal,
-}  # fmt: skip
+    kind: functools.partial(_job, kind) for kind in JOB_MAIL
+}
+_BUILDERS |= {"receipt": _receipt, "newsletter": _newsletter, "personal": _personal}
 
 
 def _plan(rng: random.Random, today: date, count: int, days: int) -> list[tuple[datetime, str]]:
@@ -524,27 +458,29 @@ def _generate(
         raw = _render(mail, ts, msgid, thrid, refs, f"{index:06d}{rng.getrandbits(32):08x}")
         if thread:
             thread.ids.append(msgid)
-            thread.last_sender, thread.last_text, thread.last_ts = mail.sender, mail.text or "", ts
+            thread.last, thread.last_ts = mail, ts
         elif mail.replyable:
-            threads.append(
-                _Thread(mail.subject, thrid, mail.sender, [msgid], mail.sender, mail.text or "", ts)
-            )
+            threads.append(_Thread(thrid, [msgid], mail, mail, ts))
         yield kind, ts, raw
 
 
 def generate_messages(
-    *, owner_address: str, today: date, count: int = 2000, days: int = 120,
-    seed: int = DEFAULT_SEED,
-) -> Iterator[bytes]:  # fmt: skip
+    *, owner_address: str, today: date, count: int = 2000, days: int = 120, seed: int = DEFAULT_SEED
+) -> Iterator[bytes]:
     """Yield raw RFC 5322 messages (bytes, LF line endings), oldest first."""
     for _kind, _ts, raw in _generate(owner_address, today, count, days, seed):
         yield raw
 
 
 def write_mbox(
-    path: Path, *, owner_address: str, today: date, count: int = 2000, days: int = 120,
+    path: Path,
+    *,
+    owner_address: str,
+    today: date,
+    count: int = 2000,
+    days: int = 120,
     seed: int = DEFAULT_SEED,
-) -> int:  # fmt: skip
+) -> int:
     """Stream an mbox (mboxrd ``>From`` escaping) to ``path`` through a temp file and an
     atomic rename, so a crash never leaves half a file. Returns the messages written."""
     path = Path(path)
@@ -554,9 +490,8 @@ def write_mbox(
     try:
         with os.fdopen(fd, "wb") as out:
             for _kind, ts, raw in _generate(owner_address, today, count, days, seed):
-                month, day = _MONTHS[ts.month - 1], _DAYS[ts.weekday()]
-                stamp = f"{day} {month} {ts.day:02d} {ts:%H:%M:%S} +0000 {ts.year}"
-                out.write(f"From {1_780_000_000_000_000_000 + written}@xxx {stamp}\n".encode())
+                gmail_id = 1_780_000_000_000_000_000 + written
+                out.write(f"From {gmail_id}@xxx {ts.ctime()}\n".encode())
                 body = _FROM_ESCAPE.sub(rb">\1", raw)
                 out.write(body if body.endswith(b"\n") else body + b"\n")
                 out.write(b"\n")
@@ -572,9 +507,7 @@ def write_mbox(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m shared.demo_mailbox", description="Write the demo mailbox as an mbox."
-    )
+    parser = argparse.ArgumentParser(prog="python -m shared.demo_mailbox", description=__doc__)
     parser.add_argument("out", type=Path, help="mbox file to write")
     parser.add_argument("--owner", required=True, help="mailbox owner address")
     parser.add_argument("--count", type=int, default=2000, help="messages (default 2000)")
@@ -583,10 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--today", type=date.fromisoformat, help="YYYY-MM-DD (default: UTC today)")
     args = parser.parse_args(argv)
     today = args.today or datetime.now(UTC).date()
-    n = write_mbox(
-        args.out, owner_address=args.owner, today=today, count=args.count, days=args.days,
-        seed=args.seed,
-    )  # fmt: skip
+    kwargs = {"count": args.count, "days": args.days, "seed": args.seed}
+    n = write_mbox(args.out, owner_address=args.owner, today=today, **kwargs)
     print(f"wrote {n} messages to {args.out}")
     return 0
 

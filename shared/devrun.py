@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -99,8 +100,32 @@ def banner(settings: Settings, status: str) -> str:
     )
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run_supervisor(env: dict[str, str]) -> int:
+    """Run honcho on the Procfile until it exits; Ctrl-C and SIGTERM stop it cleanly.
+
+    Ctrl-C reaches honcho directly (same process group), so on
+    KeyboardInterrupt we only wait for it to finish stopping its children.
+    SIGTERM (e.g. from a service manager) is forwarded to it.
+    """
+    honcho = Path(sys.executable).parent / "honcho"
+    command = [str(honcho), "start", "-f", str(PROJECT_ROOT / "Procfile"), "-d", str(PROJECT_ROOT)]
+    process = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)
+    signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signal.SIGTERM))
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            continue
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so `finally` stops the servers
     settings = Settings.from_env().with_secret_key()
     settings.data_path.mkdir(parents=True, exist_ok=True)
     settings, started = start_missing_servers(settings)
@@ -111,12 +136,7 @@ def main() -> int:
         metrics_dir = settings.data_path / "prometheus"  # the Procfile's web line uses it
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
-        honcho = Path(sys.executable).parent / "honcho"
-        command = [str(honcho), "start", "-f", str(PROJECT_ROOT / "Procfile"), "-d", str(PROJECT_ROOT)]
-        try:
-            return subprocess.call(command, env=env, cwd=PROJECT_ROOT)
-        except KeyboardInterrupt:
-            return 0
+        return run_supervisor(env)
     finally:
         for server in reversed(started):
             server.stop()

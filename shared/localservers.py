@@ -69,20 +69,24 @@ class LocalServer:
     log_path: Path
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
+        """Stop the server and anything it spawned (noida-db's launcher forks the real binary)."""
+        self._signal_group(signal.SIGTERM)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            self.kill()
 
     def kill(self) -> None:
         """Stop abruptly (tests use it to check failure handling)."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        self._signal_group(signal.SIGKILL)
+        self.process.wait()
+
+    def _signal_group(self, signum: int) -> None:
+        # Each server runs in its own session, so its process group holds it and its children.
+        try:
+            os.killpg(self.process.pid, signum)
+        except ProcessLookupError:
+            pass
 
 
 def _wait_until(server: LocalServer, ready: Callable[[], bool], timeout: float) -> None:
@@ -124,7 +128,9 @@ def start_redis(data_dir: Path, port: int = 0, *, appendonly: bool = True) -> Lo
         "",
     ]
     with open(log_path, "ab") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
     server = LocalServer("redis-server", f"redis://127.0.0.1:{port}/0", port, process, log_path)
 
     def ready() -> bool:
@@ -164,7 +170,7 @@ def start_noida_elasticsearch(data_dir: Path, port: int = 0) -> LocalServer:
             stdout=sink,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ},
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     server = LocalServer("noida-db (Elasticsearch protocol)", url, port, process, log_path)
