@@ -25,7 +25,8 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from email.headerregistry import Address, HeaderRegistry
+from email.header import Header
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime, formataddr
@@ -99,7 +100,7 @@ JOB_MAIL = {  # kind: (label choices, subject choices, body), formatted with _jo
     ),
     "interview": (
         "Inbox,Important,Category Updates; Inbox,Important",
-        "Interview invitation: {role} at {company}; Invitation: {role} interview @ {when} (UTC); "
+        "Interview invitation: {role} at {company}; Invitation: {role} interview on {when} (UTC); "
         "Schedule your technical interview with {company}; Next steps: interview for {role}",
         "Thank you for your interest in the {role} role at {company}! We'd like to invite you to "
         "a {stage} with {interviewer}.\n\nWhen: {when} (UTC)\nWhere: https://meet.{domain}/{ref}"
@@ -183,15 +184,25 @@ class _Registry(HeaderRegistry):
 
 
 class _Policy(EmailPolicy):
-    """Keep plain-ASCII header values verbatim, as parsed mail does: parsing every assigned
-    header was most of the run time. Non-ASCII values (names, subjects) still go through the
-    registry so they get RFC 2047 encoded; over-long values are refolded on output."""
+    """Store ASCII header values verbatim, folded at spaces, as parsed mail keeps them:
+    parsing every assigned header was most of the run time, and the stdlib folder moves a
+    value that fits on one continuation line there ("Subject:\\n text"), which parses back
+    with a leading space. Non-ASCII text is RFC 2047 encoded by ``_encode`` beforehand."""
 
     def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
-        plain = isinstance(value, str) and value.isascii() and len(value.splitlines()) <= 1
-        if plain and name.lower() not in ("content-type", "content-disposition"):
+        if not isinstance(value, str) or not value.isascii() or name.startswith("Content-"):
+            return super().header_store_parse(name, value)
+        if "\n" in value:  # already folded by email.header
             return name, value
-        return super().header_store_parse(name, value)
+        width = self.max_line_length or 78
+        lines, room = [""], width - len(name) - 2
+        for word in value.split(" "):
+            if lines[-1] and len(lines[-1]) + 1 + len(word) > room:
+                lines.append(word)
+                room = width - 1
+            else:
+                lines[-1] = f"{lines[-1]} {word}" if lines[-1] else word
+        return name, "\n ".join(lines)
 
 
 _POLICY = _Policy(cte_type="7bit", linesep="\n", header_factory=_Registry())
@@ -223,8 +234,9 @@ def _person(row: tuple[str, ...]) -> Person:
     return row[0], row[1]
 
 
-def _address(person: Person) -> str | Address:
-    return formataddr(person) if person[0].isascii() else Address(person[0], addr_spec=person[1])
+def _encode(name: str, text: str) -> str:
+    """RFC 2047 encoded-words (utf-8, folded at 76 columns) for non-ASCII header text."""
+    return text if text.isascii() else Header(text, "utf-8", header_name=name).encode("\n")
 
 
 def _seen(rng: random.Random, choices: str) -> list[str]:
@@ -347,7 +359,7 @@ def _newsletter(rng: random.Random, owner: Person, ts: datetime) -> _Mail:
     mail = _Mail((name, addr), owner, subject, text, html, labels)
     unsubscribe = f"<mailto:unsubscribe+{token}@{domain}>, <https://{domain}/u/{token}>"
     mail.headers += [
-        ("List-Id", f"{name} <{domain.split('.')[0]}.list.{domain}>"),
+        ("List-Id", formataddr((name, f"{domain.split('.')[0]}.list.{domain}"))),
         ("List-Unsubscribe", unsubscribe),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ("Precedence", "bulk"),
@@ -417,8 +429,8 @@ def _render(mail: _Mail, ts: datetime, msgid: str, thrid: str, refs: list[str], 
         msg["Delivered-To"] = mail.to[1]
     msg["Date"] = format_datetime(ts)
     msg["Message-ID"] = msgid
-    msg["Subject"] = mail.subject
-    msg["From"], msg["To"] = _address(mail.sender), _address(mail.to)
+    msg["Subject"] = _encode("Subject", mail.subject)
+    msg["From"], msg["To"] = formataddr(mail.sender), formataddr(mail.to)
     if refs:
         msg["In-Reply-To"], msg["References"] = refs[-1], " ".join(refs)
     for name, value in mail.headers:

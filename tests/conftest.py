@@ -135,3 +135,24 @@ def auth_header(settings: Settings, user) -> dict[str, str]:  # type: ignore[no-
     from shared.users import issue_token
 
     return {"Authorization": f"Bearer {issue_token(settings, user)}"}
+
+
+
+def _fail_skips(report) -> None:  # type: ignore[no-untyped-def]
+    if os.environ.get("MAILCHAT_NO_SKIPS") == "1" and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but MAILCHAT_NO_SKIPS=1 forbids skips: {report.longrepr}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    """In CI (MAILCHAT_NO_SKIPS=1) a test that skips for a missing tool fails instead."""
+    outcome = yield
+    _fail_skips(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):  # type: ignore[no-untyped-def]
+    """The same for whole modules skipped at collection (e.g. a missing corpus)."""
+    outcome = yield
+    _fail_skips(outcome.get_result())

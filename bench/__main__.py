@@ -1,0 +1,169 @@
+"""``make bench``: the figures the issues ask for, measured on real servers.
+
+- Import throughput of the demo mbox (emails/s), parse + bulk index.
+- Chat round trip over HTTP (gunicorn → Redis → Celery worker → Elasticsearch
+  → back), p50/p95 over 100 questions.
+
+Everything runs on fresh local servers in a temporary directory (or on the
+configured URLs), so results do not depend on a running ``make run``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shared.clients import get_elasticsearch, get_redis
+from shared.demo_mailbox import write_mbox
+from shared.devrun import PROJECT_ROOT, settings_environment, start_missing_servers
+from shared.assistant import parse_question
+from shared.importer import import_mbox
+from shared.index import bootstrap
+from shared.localservers import free_port
+from shared.search import search_emails
+from shared.settings import Settings
+from shared.users import create_user
+
+QUESTIONS = [
+    "interviews in the last 30 days",
+    "which recruiters wrote to me",
+    "offer letter",
+    "receipts in the past 2 weeks",
+    "application received",
+    "newsletter digest",
+    "moving help",
+    "rejection update on your application",
+    "photos",
+    "technical interview",
+]
+CHAT_ROUNDS = 100
+IMPORT_RUNS = 3
+BENCH_EMAIL = "bench@example.com"
+BENCH_PASSWORD = "bench-password"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def bench_import(settings: Settings, mbox: Path) -> tuple[float, str]:
+    """Import the demo mbox several times for one user (re-imports overwrite, so the
+    index keeps one mailbox, as in the demo) and return the median rate."""
+    es = get_elasticsearch(settings)
+    rates = []
+    user = create_user(get_redis(settings), settings, BENCH_EMAIL, BENCH_PASSWORD)
+    for run in range(IMPORT_RUNS):
+        started = time.perf_counter()
+        stats = import_mbox(es, settings, user.id, mbox, refresh=True)
+        elapsed = time.perf_counter() - started
+        rates.append(stats.indexed / elapsed)
+        print(f"  import run {run + 1}: {stats.indexed} emails in {elapsed:.2f}s = {rates[-1]:,.0f}/s")
+    return statistics.median(rates), user.id
+
+
+def bench_search(settings: Settings, user_id: str) -> list[float]:
+    """Elasticsearch alone, same questions: separates the server's share from the pipeline's."""
+    es = get_elasticsearch(settings)
+    timings = []
+    for round_number in range(CHAT_ROUNDS):
+        parsed = parse_question(QUESTIONS[round_number % len(QUESTIONS)], 30)
+        started = time.perf_counter()
+        search_emails(es, settings, user_id, parsed.keywords, parsed.window_days)
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
+def post(url: str, body: dict, token: str | None = None) -> dict:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        result: dict = json.loads(response.read())
+        return result
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} never answered")
+
+
+def bench_chat(settings: Settings, workdir: Path) -> list[float]:
+    env = settings_environment(settings)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--loglevel=WARNING",
+         "--queues=search,sync,maintenance,delivery", f"--concurrency={settings.worker_concurrency}"],
+        cwd=PROJECT_ROOT, env=env, stdout=open(workdir / "worker.log", "wb"), stderr=subprocess.STDOUT,
+    )
+    web = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py", "--access-logfile",
+         "/dev/null", "wsgi:app"],
+        cwd=PROJECT_ROOT, env=env, stdout=open(workdir / "web.log", "wb"), stderr=subprocess.STDOUT,
+    )
+    base = f"http://{settings.web_host}:{settings.web_port}"
+    try:
+        wait_http(f"{base}/healthz")
+        token = post(f"{base}/api/auth/login", {"email": BENCH_EMAIL, "password": BENCH_PASSWORD})["access_token"]
+        for question in QUESTIONS:  # warm up: worker processes, connections, caches
+            post(f"{base}/api/chat", {"q": question}, token)
+        timings = []
+        for round_number in range(CHAT_ROUNDS):
+            started = time.perf_counter()
+            answer = post(f"{base}/api/chat", {"q": QUESTIONS[round_number % len(QUESTIONS)]}, token)
+            timings.append(time.perf_counter() - started)
+            assert "answer" in answer
+        return timings
+    finally:
+        for process in (web, worker):
+            process.terminate()
+            process.wait(30)
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="mailchat-bench-") as tmp:
+        workdir = Path(tmp)
+        base_settings = Settings.from_env(
+            data_dir=str(workdir), web_port=free_port(), key_prefix="mailchat-bench:"
+        ).with_secret_key()
+        settings, servers = start_missing_servers(base_settings)
+        try:
+            bootstrap(get_elasticsearch(settings), settings)
+            mbox = workdir / "demo.mbox"
+            started = time.perf_counter()
+            count = write_mbox(mbox, owner_address=BENCH_EMAIL, today=datetime.now(UTC).date())
+            print(f"generated {count} demo emails in {time.perf_counter() - started:.2f}s")
+            rate, user_id = bench_import(settings, mbox)
+            es_timings = bench_search(settings, user_id)
+            timings = bench_chat(settings, workdir)
+        finally:
+            for server in servers:
+                server.stop()
+    print()
+    print(f"import throughput (median of {IMPORT_RUNS}): {rate:,.0f} emails/s")
+    print(
+        f"Elasticsearch search alone, same questions: p50 {percentile(es_timings, 0.5) * 1000:.1f} ms, "
+        f"p95 {percentile(es_timings, 0.95) * 1000:.1f} ms"
+    )
+    print(
+        f"chat round trip over {CHAT_ROUNDS} questions: p50 {percentile(timings, 0.5) * 1000:.1f} ms, "
+        f"p95 {percentile(timings, 0.95) * 1000:.1f} ms, max {max(timings) * 1000:.1f} ms"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
