@@ -30,6 +30,7 @@ from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime, formataddr
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -248,7 +249,8 @@ def _when(dt: datetime, sep: str = "") -> str:
 
 
 def _html(title: str, text: str, link: str) -> str:
-    paras = "".join(f"<p>{p.replace(chr(10), '<br>')}</p>" for p in text.split("\n\n"))
+    paras = "".join(f"<p>{escape(p).replace(chr(10), '<br>')}</p>" for p in text.split("\n\n"))
+    title = escape(title)
     return (
         f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{title}</title></head>'
         f'<body style="font-family:Arial,sans-serif"><table width="600" align="center"><tr>'
@@ -510,6 +512,7 @@ def write_mbox(
                 written += 1
             out.flush()
             os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; this is an ordinary data file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -66,6 +66,10 @@ EMAIL_MAPPINGS: dict[str, Any] = {
 }
 
 
+class IndexBootstrapError(RuntimeError):
+    """The cluster holds something bootstrap must not paper over."""
+
+
 def pattern(settings: Settings) -> str:
     """Index pattern covering every generation behind the alias."""
     return f"{settings.index_alias}-*"
@@ -104,6 +108,13 @@ def bootstrap(es: Elasticsearch, settings: Settings) -> list[str]:
     if es.indices.exists_alias(name=settings.index_alias):
         actions.append(f"alias {settings.index_alias} present")
         return actions
+    if es.indices.exists(index=first_index(settings)):
+        raise IndexBootstrapError(
+            f"index {first_index(settings)} exists without the write alias {settings.index_alias}; "
+            f"add it with POST _aliases "
+            f'{{"actions":[{{"add":{{"index":"{first_index(settings)}",'
+            f'"alias":"{settings.index_alias}","is_write_index":true}}}}]}}'
+        )
     es.indices.create(
         index=first_index(settings),
         aliases={settings.index_alias: {"is_write_index": True}},

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
-from email.header import decode_header, make_header
+from email.header import decode_header
 from email.headerregistry import HeaderRegistry
 from email.message import Message
 from email.parser import BytesParser
@@ -425,8 +425,6 @@ class _Walker:
         if depth > MAX_DEPTH:
             self.warnings.add(f"MIME nesting deeper than {MAX_DEPTH}; rest ignored")
             return
-        for defect in getattr(part, "defects", ()):
-            self.warnings.add(f"MIME defect: {type(defect).__name__}")
         ctype, charset, disposition, filename = self.info(part)
         maintype = ctype.partition("/")[0]
         if maintype == "multipart":
@@ -439,11 +437,13 @@ class _Walker:
             elif want_body and isinstance(children, str) and children.strip():
                 # No usable boundary: the "multipart" is really one text blob.
                 self._add_text(part, "text/plain", charset)
-            return
-        if disposition == "attachment" or filename or maintype != "text":
+        elif disposition == "attachment" or filename or maintype != "text":
             self._attachment(part, ctype, filename)
         elif want_body:
             self._add_text(part, ctype, charset)
+        # Read last: decoding a payload adds its defects (bad base64 padding, ...).
+        for defect in getattr(part, "defects", ()):
+            self.warnings.add(f"MIME defect in {ctype}: {type(defect).__name__}")
 
     def _multipart(self, ctype: str, children: list[Message], depth: int, want_body: bool) -> None:
         chosen: list[Message] | None = None
