@@ -10,7 +10,6 @@ from __future__ import annotations
 from celery import Celery
 from celery.app import trace
 
-
 from shared.settings import Settings, get_settings
 from shared.task_names import QUEUE_SEARCH, TASK_ROUTES
 

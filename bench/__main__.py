@@ -20,10 +20,10 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared.assistant import parse_question
 from shared.clients import get_elasticsearch, get_redis
 from shared.demo_mailbox import write_mbox
 from shared.devrun import PROJECT_ROOT, settings_environment, start_missing_servers
-from shared.assistant import parse_question
 from shared.importer import import_mbox
 from shared.index import bootstrap
 from shared.localservers import free_port

@@ -181,9 +181,10 @@ def import_messages(
                 }
             )
         stats.seen += len(batch)
-        ok, errors = helpers.bulk(
+        ok, error_list = helpers.bulk(
             es, actions, raise_on_error=False, chunk_size=len(actions), refresh=False
         )
+        errors = error_list if isinstance(error_list, list) else []
         stats.indexed += ok
         stats.failed += len(errors)
         for error in errors:

@@ -97,7 +97,7 @@ def search_emails(
         query=build_query(owner_id, keywords, window_days),
         size=body_size,
         sort=sort,
-        source=SOURCE_FIELDS,
+        source_includes=SOURCE_FIELDS,
         track_total_hits=True,
     )
     elapsed = time.perf_counter() - started

@@ -8,7 +8,6 @@ import mailbox
 import re
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
@@ -37,11 +36,8 @@ def parse(raw: bytes) -> EmailMessage:
 
 @pytest.fixture(scope="module")
 def raws() -> list[bytes]:
-    started = time.perf_counter()
-    result = list(generate_messages(owner_address=OWNER, today=TODAY))
-    elapsed = time.perf_counter() - started
-    assert elapsed < 5, f"generating 2,000 messages took {elapsed:.2f}s (target well under 2s)"
-    return result
+    # Generation speed is a benchmark figure (make bench prints it), not a test.
+    return list(generate_messages(owner_address=OWNER, today=TODAY))
 
 
 @pytest.fixture(scope="module")
