@@ -21,7 +21,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.header import decode_header
@@ -43,7 +43,6 @@ MAX_BODY_CHARS = 1_000_000
 MAX_DEPTH = 50
 MAX_WARNINGS = 50
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
 
 
 class _HeaderClasses(HeaderRegistry):
@@ -106,8 +105,11 @@ _CHARSET_ALIASES = {
 }
 # Codecs that exist in Python but are not character sets a sender may pick.
 _NOT_CHARSETS = {"unicode_escape", "raw_unicode_escape", "idna", "punycode", "undefined"}
-_SIGNATURE_TYPES = {"application/pgp-signature", "application/pkcs7-signature",
-                    "application/x-pkcs7-signature"}
+_SIGNATURE_TYPES = {
+    "application/pgp-signature",
+    "application/pkcs7-signature",
+    "application/x-pkcs7-signature",
+}
 _ADDRESS_HEADERS = ("from", "to", "cc")
 # Block-level tags become line breaks. They are marked in the source with a
 # regex (one C-level pass) rather than by editing the DOM node by node, which
@@ -119,6 +121,7 @@ _BLOCK_TAG = re.compile(
 )
 # NUL, and the zero-width characters newsletters pad their preheaders with.
 _INVISIBLE = re.compile("[\x00\u200b\u2060\ufeff\u00ad\u034f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _HSPACE = re.compile(r"[^\S\n]+")
 _NEWLINES = re.compile(r" ?\n[\n ]*")
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
@@ -157,15 +160,24 @@ class ParsedEmail:
     in_reply_to: str | None
     references: list[str]
     size: int
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str]
 
 
 def _collapse(text: str) -> str:
-    """Whitespace runs (folding included) as single spaces, without NULs.
+    """Whitespace runs (folding included) as single spaces, made safe to index.
 
-    NULs come from encoded words like ``=?utf-8?q?=00?=``; they are stripped
-    from headers for the same reason as from bodies: nothing downstream wants them.
+    The header classes leave undecodable bytes of encoded words with unknown
+    charsets as lone surrogates, which cannot even be encoded as UTF-8 JSON;
+    ``=?utf-8?q?=00?=`` gives NULs. Both are repaired here, where every
+    decoded header value passes.
     """
+    if not text.isascii():
+        if _SURROGATE.search(text):
+            try:
+                data = text.encode("utf-8", "surrogateescape")
+                text = decode_bytes(data, None, _Warnings(), "header")
+            except UnicodeError:
+                text = text.encode("utf-8", "replace").decode("utf-8")
     if "\x00" in text:
         text = text.replace("\x00", "")
     return " ".join(text.split())
@@ -345,7 +357,7 @@ def _pair(display: str, addr_spec: str, source: str) -> tuple[str, str]:
     addr_spec = addr_spec.strip()
     if addr_spec in ("", "<>") or ("@" not in addr_spec and f"<{addr_spec}>" not in source):
         return display or addr_spec.strip("<>"), ""
-    return display, addr_spec.lower()
+    return display, _collapse(addr_spec).lower()
 
 
 def _date(value: str | None) -> datetime | None:
@@ -428,7 +440,7 @@ class _Walker:
         ctype, charset, disposition, filename = self.info(part)
         maintype = ctype.partition("/")[0]
         if maintype == "multipart":
-            children = part.get_payload()
+            children: Any = part.get_payload()
             if isinstance(children, list):
                 self._multipart(ctype, children, depth, want_body)
             elif (repaired := _reparse_multipart(part, ctype, children)) is not None:
@@ -450,8 +462,11 @@ class _Walker:
         if ctype == "multipart/alternative" and want_body and children:
             chosen = self._choose_alternatives(children, depth)
         for index, child in enumerate(children):
-            if (ctype == "multipart/signed" and index > 0
-                    and self.info(child)[0] in _SIGNATURE_TYPES):
+            if (
+                ctype == "multipart/signed"
+                and index > 0
+                and self.info(child)[0] in _SIGNATURE_TYPES
+            ):
                 continue  # the signature is protocol, not something the user attached
             body = want_body and (chosen is None or any(child is c for c in chosen))
             self.walk(child, depth + 1, body)
@@ -481,13 +496,15 @@ class _Walker:
         ctype, _, disposition, filename = self.info(part)
         if ctype in ("text/plain", "text/html"):
             return None if disposition == "attachment" or filename else ctype
-        children = part.get_payload()
+        children: Any = part.get_payload()
         if not ctype.startswith("multipart/") or not isinstance(children, list):
             return None
         if depth > MAX_DEPTH:
             return None
         kinds = {self._text_kind(child, depth + 1) for child in children}
-        return "text/plain" if "text/plain" in kinds else "text/html" if "text/html" in kinds else None
+        return (
+            "text/plain" if "text/plain" in kinds else "text/html" if "text/html" in kinds else None
+        )
 
     def _add_text(self, part: Message, ctype: str, charset: str | None) -> None:
         text = decode_bytes(_payload(part), charset, self.warnings, ctype)
@@ -502,14 +519,15 @@ class _Walker:
         self.attachments += 1
         name = filename
         if ctype.startswith("message/"):
-            inner = part.get_payload()
+            inner: Any = part.get_payload()
             size = _flat_size(inner)
             if not name and ctype == "message/rfc822":
                 subject = None
                 if isinstance(inner, list) and inner:
                     raw_subject = _header_map(inner[0], self.warnings).get("subject")
-                    subject = _text_header(raw_subject[0] if raw_subject else None,
-                                           "subject", self.warnings)
+                    subject = _text_header(
+                        raw_subject[0] if raw_subject else None, "subject", self.warnings
+                    )
                 name = subject or "message.eml"
         else:
             size = len(_payload(part))
@@ -526,6 +544,7 @@ def _part_info(part: Message, warnings: _Warnings) -> _PartInfo:
     text/plain, and a raw UTF-8 filename would be all U+FFFD.
     """
     ctype, params, raw = part.get_default_type(), {}, ""
+    header: Any  # email.headerregistry objects; typeshed calls them str
     try:
         header = part.get("content-type")
         if header is not None:
@@ -676,8 +695,26 @@ def parse_email(raw: bytes, *, fallback_date: datetime | None = None) -> ParsedE
         warnings.add(f"unparseable message ({type(exc).__name__})")
         received = fallback_date if isinstance(fallback_date, datetime) else EPOCH
         received = received.replace(tzinfo=received.tzinfo or UTC).astimezone(UTC)
-        return ParsedEmail(_message_key(None, raw), None, "", "", "", [], [], received, "", "",
-                           False, [], 0, None, None, [], len(raw), list(warnings))
+        return ParsedEmail(
+            _message_key(None, raw),
+            None,
+            "",
+            "",
+            "",
+            [],
+            [],
+            received,
+            "",
+            "",
+            False,
+            [],
+            0,
+            None,
+            None,
+            [],
+            len(raw),
+            list(warnings),
+        )
 
 
 def _parse(raw: bytes, fallback_date: datetime | None, warnings: _Warnings) -> ParsedEmail:
@@ -694,12 +731,14 @@ def _parse(raw: bytes, fallback_date: datetime | None, warnings: _Warnings) -> P
     return _build(raw, msg, walker, fallback_date, warnings)
 
 
-def _build(raw: bytes, msg: Message, walker: _Walker, fallback_date: datetime | None,
-           warnings: _Warnings) -> ParsedEmail:
+def _build(
+    raw: bytes, msg: Message, walker: _Walker, fallback_date: datetime | None, warnings: _Warnings
+) -> ParsedEmail:
     headers = _header_map(msg, warnings)
     addresses = {
-        name: _addresses(_first(headers, name) if name == "from" else _joined(headers, name),
-                         name, warnings)
+        name: _addresses(
+            _first(headers, name) if name == "from" else _joined(headers, name), name, warnings
+        )
         for name in _ADDRESS_HEADERS
     }
     senders = addresses["from"]

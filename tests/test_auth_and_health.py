@@ -57,7 +57,7 @@ def test_api_requires_a_bearer_token(client, headers) -> None:
 def test_expired_and_forged_tokens_are_rejected(client, settings, make_user) -> None:
     user, _ = make_user()
     expired = issue_token(settings, user, now=time.time() - 3600)
-    forged = issue_token(dataclasses.replace(settings, secret_key="not-the-key"), user)
+    forged = issue_token(dataclasses.replace(settings, secret_key="not-the-key-but-long-enough-for-hs256!!"), user)
     for token in (expired, forged):
         response = client.post("/api/chat", json={"q": "x"}, headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401

@@ -83,17 +83,29 @@ _FABLE_WORDS = ["Frösche", "außerordentliche", "mißliche", "ärger", "unglüc
 # the key's exactly except where the key has U+FFFD (there we have a real letter).
 OUR_ANSWERS: dict[str, dict] = {
     "legacy/010.eml": {"subject": _FROESCHE, "replacement_wildcards": True},
-    "legacy/020.eml": {"subject": f"{_FROESCHE} (Microsoft Outlook 00)",
-                       "replacement_wildcards": True},
-    "legacy/022.eml": {"subject": f"{_FROESCHE} (Microsoft Outlook 00)",
-                       "replacement_wildcards": True},
-    "legacy/027.eml": {"subject": f"{_FROESCHE} (Microsoft Outlook 00)",
-                       "replacement_wildcards": True},
-    "legacy/033.eml": {"body_contains": _FABLE_WORDS, "warning": "not valid utf-8",
-                       "replacement_wildcards": True},
-    "legacy/052.eml": {"subject": f"{_FROESCHE} (Microsoft Outlook 00)",
-                       "body_contains": _FABLE_WORDS, "warning": "decoded as cp1252",
-                       "replacement_wildcards": True},
+    "legacy/020.eml": {
+        "subject": f"{_FROESCHE} (Microsoft Outlook 00)",
+        "replacement_wildcards": True,
+    },
+    "legacy/022.eml": {
+        "subject": f"{_FROESCHE} (Microsoft Outlook 00)",
+        "replacement_wildcards": True,
+    },
+    "legacy/027.eml": {
+        "subject": f"{_FROESCHE} (Microsoft Outlook 00)",
+        "replacement_wildcards": True,
+    },
+    "legacy/033.eml": {
+        "body_contains": _FABLE_WORDS,
+        "warning": "not valid utf-8",
+        "replacement_wildcards": True,
+    },
+    "legacy/052.eml": {
+        "subject": f"{_FROESCHE} (Microsoft Outlook 00)",
+        "body_contains": _FABLE_WORDS,
+        "warning": "decoded as cp1252",
+        "replacement_wildcards": True,
+    },
     "malformed/005.eml": {"body": "", "warning": "StartBoundaryNotFoundDefect"},
     "malformed/020.eml": {"body": "HTML Body", "has_attachment": True},
     "malformed/021.eml": {"body": "áóúäöüß", "has_attachment": True},
@@ -180,8 +192,9 @@ def test_body_contains_key_words(name: str) -> None:
     for word in answer.get("body_contains", ()):
         assert word in ours.body
     if answer.get("replacement_wildcards"):
-        assert same_but_replacement_chars(collapse(" ".join(entry["text_body"])),
-                                          collapse(ours.body))
+        assert same_but_replacement_chars(
+            collapse(" ".join(entry["text_body"])), collapse(ours.body)
+        )
     if "warning" in answer:
         assert any(answer["warning"] in warning for warning in ours.warnings), ours.warnings
     if "has_attachment" in answer:
@@ -192,9 +205,21 @@ def test_never_raises_on_mutated_corpus() -> None:
     """A small deterministic fuzz: truncations, byte flips and splices of corpus files."""
     rng = random.Random(20240501)
     raws = [(CORPUS / name).read_bytes() for name in FILES]
-    tokens = [b"\x00", b"\xff\xfe", b"=?utf-8?q?", b"?=", b"--", b"\r\n\r\n", b";", b'"',
-              b"charset=x-unknown", b"Content-Type: multipart/mixed; boundary=a\n\n--a\n",
-              b"Content-Type: message/rfc822\n\n", b"Date: 99 Foo 99999\n", b"From: <@>,;:\n"]
+    tokens = [
+        b"\x00",
+        b"\xff\xfe",
+        b"=?utf-8?q?",
+        b"?=",
+        b"--",
+        b"\r\n\r\n",
+        b";",
+        b'"',
+        b"charset=x-unknown",
+        b"Content-Type: multipart/mixed; boundary=a\n\n--a\n",
+        b"Content-Type: message/rfc822\n\n",
+        b"Date: 99 Foo 99999\n",
+        b"From: <@>,;:\n",
+    ]
     for _ in range(300):
         data = bytearray(rng.choice(raws))
         for _ in range(rng.randint(1, 6)):
@@ -296,8 +321,9 @@ def test_attachment_names_and_sizes() -> None:
         + inner
         + b"--b--\r\n"
     )
-    result = parse_email(message('Subject: files\nContent-Type: multipart/mixed; boundary="b"',
-                                 body))
+    result = parse_email(
+        message('Subject: files\nContent-Type: multipart/mixed; boundary="b"', body)
+    )
     assert result.body == "See attached."
     assert result.has_attachment
     assert result.attachment_names == ["report.pdf", "résumé.txt", "Forwarded thing"]
@@ -308,8 +334,9 @@ def test_attachment_names_and_sizes() -> None:
 
 def test_bad_date_falls_back_to_fallback_date_with_warning() -> None:
     fallback = datetime(2021, 6, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
-    result = parse_email(message("Subject: x\nDate: the day after tomorrow"),
-                         fallback_date=fallback)
+    result = parse_email(
+        message("Subject: x\nDate: the day after tomorrow"), fallback_date=fallback
+    )
     assert result.received_at == fallback and result.received_at.tzinfo == UTC
     assert "unparseable Date header" in result.warnings
     assert "date taken from fallback_date" in result.warnings
