@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
@@ -162,41 +163,62 @@ def import_messages(
     Elasticsearch, which is the only safe moment to advance a sync cursor.
     """
     stats = ImportStats()
-    for batch in _batches(messages, settings.import_batch_size):
-        actions = []
-        for message in batch:
-            parsed = parse_email(message.raw, fallback_date=message.fallback_date)
-            if parsed.warnings:
-                stats.with_warnings += 1
-                metrics.MAIL_PARSE_WARNINGS.inc()
-                log.warning(
-                    "message %s parsed with warnings: %s", parsed.message_key, parsed.warnings[:3]
-                )
-            actions.append(
-                {
-                    "_op_type": "index",
-                    "_index": settings.index_alias,
-                    "_id": document_id(owner_id, parsed.message_key),
-                    "_source": email_document(owner_id, parsed, message, source),
-                }
-            )
-        stats.seen += len(batch)
-        ok, error_list = helpers.bulk(
-            es, actions, raise_on_error=False, chunk_size=len(actions), refresh=False
-        )
-        errors = error_list if isinstance(error_list, list) else []
-        stats.indexed += ok
-        stats.failed += len(errors)
-        for error in errors:
-            stats.errors.append(str(error)[:300])
-            log.error("bulk item failed: %s", str(error)[:300])
-        stats.cursor = batch[-1].cursor
-        metrics.EMAILS_INDEXED.inc(ok)
-        if on_batch_indexed is not None:
-            on_batch_indexed(stats)
+    # Parsing is CPU work in this process, indexing waits on Elasticsearch: overlap
+    # them by sending batch N while batch N+1 is parsed. At most one batch is in
+    # flight, and batches are acknowledged in order, so the cursor stays exact.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk") as sender:
+        in_flight: tuple[Future[tuple[int, list[Any]]], ProviderMessage] | None = None
+        for batch in _batches(messages, settings.import_batch_size):
+            actions = [_action(settings, owner_id, message, source, stats) for message in batch]
+            stats.seen += len(batch)
+            if in_flight is not None:
+                _settle(stats, *in_flight, on_batch_indexed)
+            in_flight = (sender.submit(_bulk, es, actions), batch[-1])
+        if in_flight is not None:
+            _settle(stats, *in_flight, on_batch_indexed)
     if refresh:
         es.indices.refresh(index=settings.index_alias)
     return stats
+
+
+def _action(
+    settings: Settings, owner_id: str, message: ProviderMessage, source: str, stats: ImportStats
+) -> dict[str, Any]:
+    parsed = parse_email(message.raw, fallback_date=message.fallback_date)
+    if parsed.warnings:
+        stats.with_warnings += 1
+        metrics.MAIL_PARSE_WARNINGS.inc()
+        log.warning("message %s parsed with warnings: %s", parsed.message_key, parsed.warnings[:3])
+    return {
+        "_op_type": "index",
+        "_index": settings.index_alias,
+        "_id": document_id(owner_id, parsed.message_key),
+        "_source": email_document(owner_id, parsed, message, source),
+    }
+
+
+def _bulk(es: Elasticsearch, actions: list[dict[str, Any]]) -> tuple[int, list[Any]]:
+    ok, errors = helpers.bulk(es, actions, raise_on_error=False, chunk_size=len(actions))
+    return ok, errors if isinstance(errors, list) else []
+
+
+def _settle(
+    stats: ImportStats,
+    pending: Future[tuple[int, list[Any]]],
+    last: ProviderMessage,
+    on_batch_indexed: Callable[[ImportStats], None] | None,
+) -> None:
+    """Wait for one bulk request (re-raising its transport error) and account for it."""
+    ok, errors = pending.result()
+    stats.indexed += ok
+    stats.failed += len(errors)
+    for error in errors:
+        stats.errors.append(str(error)[:300])
+        log.error("bulk item failed: %s", str(error)[:300])
+    stats.cursor = last.cursor
+    metrics.EMAILS_INDEXED.inc(ok)
+    if on_batch_indexed is not None:
+        on_batch_indexed(stats)
 
 
 def import_mbox(

@@ -122,8 +122,6 @@ _BLOCK_TAG = re.compile(
 # NUL, and the zero-width characters newsletters pad their preheaders with.
 _INVISIBLE = re.compile("[\x00\u200b\u2060\ufeff\u00ad\u034f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_HSPACE = re.compile(r"[^\S\n]+")
-_NEWLINES = re.compile(r" ?\n[\n ]*")
 _ANGLE_ID = re.compile(r"<([^<>]*)>")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 # RFC 5322 4.5.3 obs-optional allows "Name :"; Python's parser ends the header block there.
@@ -208,8 +206,8 @@ def html_to_text(html: str) -> str:
     except Exception as exc:  # noqa: BLE001 - a bad document must not stop an import
         log.debug("html_to_text failed: %r", exc)
         return _collapse(html)
-    text = _HSPACE.sub(" ", _INVISIBLE.sub("", text))
-    return _NEWLINES.sub("\n", text).strip()
+    lines = (" ".join(line.split()) for line in _INVISIBLE.sub("", text).split("\n"))
+    return "\n".join(line for line in lines if line)
 
 
 def decode_bytes(data: bytes, charset: str | None, warnings: _Warnings, what: str) -> str:
