@@ -127,3 +127,40 @@ def test_cli_import_bad_input_is_a_usage_error(settings, args: list[str], messag
     result = run_flask(settings, *args)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_cursor_advances_only_after_each_batch_is_indexed(settings, make_user, tmp_path: Path) -> None:
+    import dataclasses
+
+    from shared.importer import import_messages
+
+    user, _ = make_user("cursor")
+    path = tmp_path / "cursor.mbox"
+    write_mbox(path, owner_address=user.email, today=date.today(), count=250)
+    small_batches = dataclasses.replace(settings, import_batch_size=100)
+    es = get_elasticsearch(settings)
+    seen: list[tuple[int, int]] = []
+
+    def record(stats) -> None:  # type: ignore[no-untyped-def]
+        es.indices.refresh(index=settings.index_alias)
+        seen.append((stats.cursor, owner_count(settings, user.id)))
+
+    offsets = [m.cursor for m in mbox_messages(path)]
+    import_messages(es, small_batches, user.id, mbox_messages(path), source="mbox", on_batch_indexed=record)
+    assert [cursor for cursor, _ in seen] == [offsets[99], offsets[199], offsets[249]]
+    assert [count for _, count in seen] == [100, 200, 250], "a cursor must never run ahead of the index"
+
+
+def test_import_fails_loudly_when_elasticsearch_is_down(settings, make_user, tmp_path: Path) -> None:
+    import dataclasses
+
+    from elasticsearch import ConnectionError as ESConnectionError
+
+    from shared.localservers import free_port
+
+    user, _ = make_user("down")
+    path = tmp_path / "down.mbox"
+    write_mbox(path, owner_address=user.email, today=date.today(), count=20)
+    nowhere = dataclasses.replace(settings, elasticsearch_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(ESConnectionError):
+        import_mbox(get_elasticsearch(nowhere), nowhere, user.id, path)
