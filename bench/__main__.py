@@ -65,7 +65,9 @@ def bench_import(settings: Settings, mbox: Path) -> tuple[float, str]:
         stats = import_mbox(es, settings, user.id, mbox, refresh=True)
         elapsed = time.perf_counter() - started
         rates.append(stats.indexed / elapsed)
-        print(f"  import run {run + 1}: {stats.indexed} emails in {elapsed:.2f}s = {rates[-1]:,.0f}/s")
+        print(
+            f"  import run {run + 1}: {stats.indexed} emails in {elapsed:.2f}s = {rates[-1]:,.0f}/s"
+        )
     return statistics.median(rates), user.id
 
 
@@ -105,25 +107,52 @@ def wait_http(url: str, timeout: float = 60) -> None:
 def bench_chat(settings: Settings, workdir: Path) -> list[float]:
     env = settings_environment(settings)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--loglevel=WARNING",
-         "--queues=search,sync,maintenance,delivery", f"--concurrency={settings.worker_concurrency}"],
-        cwd=PROJECT_ROOT, env=env, stdout=open(workdir / "worker.log", "wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "celery_app",
+            "worker",
+            "--loglevel=WARNING",
+            "--queues=search,sync,maintenance,delivery",
+            f"--concurrency={settings.worker_concurrency}",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=open(workdir / "worker.log", "wb"),
+        stderr=subprocess.STDOUT,
     )
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py", "--access-logfile",
-         "/dev/null", "wsgi:app"],
-        cwd=PROJECT_ROOT, env=env, stdout=open(workdir / "web.log", "wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            "deploy/gunicorn.conf.py",
+            "--access-logfile",
+            "/dev/null",
+            "wsgi:app",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=open(workdir / "web.log", "wb"),
+        stderr=subprocess.STDOUT,
     )
     base = f"http://{settings.web_host}:{settings.web_port}"
     try:
         wait_http(f"{base}/healthz")
-        token = post(f"{base}/api/auth/login", {"email": BENCH_EMAIL, "password": BENCH_PASSWORD})["access_token"]
+        token = post(f"{base}/api/auth/login", {"email": BENCH_EMAIL, "password": BENCH_PASSWORD})[
+            "access_token"
+        ]
         for question in QUESTIONS:  # warm up: worker processes, connections, caches
             post(f"{base}/api/chat", {"q": question}, token)
         timings = []
         for round_number in range(CHAT_ROUNDS):
             started = time.perf_counter()
-            answer = post(f"{base}/api/chat", {"q": QUESTIONS[round_number % len(QUESTIONS)]}, token)
+            answer = post(
+                f"{base}/api/chat", {"q": QUESTIONS[round_number % len(QUESTIONS)]}, token
+            )
             timings.append(time.perf_counter() - started)
             assert "answer" in answer
         return timings

@@ -173,7 +173,7 @@ def _collapse(text: str) -> str:
         if _SURROGATE.search(text):
             try:
                 data = text.encode("utf-8", "surrogateescape")
-                text = decode_bytes(data, None, _Warnings(), "header")
+                text = _decode_bytes(data, None, _Warnings(), "header")
             except UnicodeError:
                 text = text.encode("utf-8", "replace").decode("utf-8")
     if "\x00" in text:
@@ -192,9 +192,10 @@ class _Warnings(list[str]):
 def html_to_text(html: str) -> str:
     """Readable text of an HTML body, for indexing and snippets.
 
-    A real parser (lexbor) rather than regexes: mail HTML is broken in ways
-    regexes get wrong (unclosed comments, ``>`` in attributes) and slow on.
-    Block elements become line breaks so words of adjacent cells never merge.
+    A real parser (lexbor) does the work, because mail HTML is broken in ways
+    regex strippers get wrong (unclosed comments, ``>`` in attributes, text
+    in ``<style>``). Block elements become line breaks so that the words of
+    adjacent cells never merge; inline tags (``<b>wor</b>ld``) join words.
     """
     if not html or not html.strip():
         return ""
@@ -206,11 +207,11 @@ def html_to_text(html: str) -> str:
     except Exception as exc:  # noqa: BLE001 - a bad document must not stop an import
         log.debug("html_to_text failed: %r", exc)
         return _collapse(html)
-    lines = (" ".join(line.split()) for line in _INVISIBLE.sub("", text).split("\n"))
-    return "\n".join(line for line in lines if line)
+    lines = _INVISIBLE.sub("", text).split("\n")
+    return "\n".join([" ".join(line.split()) for line in lines if line and not line.isspace()])
 
 
-def decode_bytes(data: bytes, charset: str | None, warnings: _Warnings, what: str) -> str:
+def _decode_bytes(data: bytes, charset: str | None, warnings: _Warnings, what: str) -> str:
     """Decode text bytes, surviving unknown and lying charsets.
 
     The declared charset is tried strictly; on failure UTF-8 (what most
@@ -251,7 +252,7 @@ def _from_8bit(value: str, warnings: _Warnings) -> str:
         if fixed != data:
             warnings.add("raw 8-bit bytes inside an encoded word")
             data = fixed
-    return decode_bytes(data, None, warnings, "header")
+    return _decode_bytes(data, None, warnings, "header")
 
 
 def _requote(match: re.Match[bytes]) -> bytes:
@@ -279,7 +280,7 @@ def _decode_words(value: str, warnings: _Warnings) -> str:
             except UnicodeDecodeError:
                 decoded.append(chunk.decode("latin-1"))
         else:
-            decoded.append(decode_bytes(chunk, charset, warnings, "header"))
+            decoded.append(_decode_bytes(chunk, charset, warnings, "header"))
     return "".join(decoded)
 
 
@@ -505,7 +506,7 @@ class _Walker:
         )
 
     def _add_text(self, part: Message, ctype: str, charset: str | None) -> None:
-        text = decode_bytes(_payload(part), charset, self.warnings, ctype)
+        text = _decode_bytes(_payload(part), charset, self.warnings, ctype)
         if ctype == "text/html":
             text = html_to_text(text)
         elif "\r" in text:
@@ -725,7 +726,7 @@ def _parse(raw: bytes, fallback_date: datetime | None, warnings: _Warnings) -> P
         warnings.add(f"MIME structure unparseable ({type(exc).__name__}); indexed as text")
         walker = _Walker(warnings)
         msg = _HEADERS_ONLY.parsebytes(raw, headersonly=True)
-        walker.texts.append(decode_bytes(_payload(msg), None, warnings, "body"))
+        walker.texts.append(_decode_bytes(_payload(msg), None, warnings, "body"))
     return _build(raw, msg, walker, fallback_date, warnings)
 
 

@@ -45,7 +45,9 @@ def es_server(session_dir: Path) -> Iterator[LocalServer]:
 
 
 @pytest.fixture(scope="session")
-def settings(redis_server: LocalServer, es_server: LocalServer, session_dir: Path) -> Iterator[Settings]:
+def settings(
+    redis_server: LocalServer, es_server: LocalServer, session_dir: Path
+) -> Iterator[Settings]:
     """Settings for the session, exported to the environment so subprocesses share them."""
     values = {
         "redis_url": redis_server.url,
@@ -79,11 +81,21 @@ def celery_worker(settings: Settings, session_dir: Path) -> Iterator[subprocess.
     with open(log_path, "ab") as sink:
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "celery_app", "worker",
-                "--loglevel=INFO", "--queues=search,sync,maintenance,delivery",
-                "--concurrency=2", f"--hostname=test-{secrets.token_hex(3)}@%h",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "celery_app",
+                "worker",
+                "--loglevel=INFO",
+                "--queues=search,sync,maintenance,delivery",
+                "--concurrency=2",
+                f"--hostname=test-{secrets.token_hex(3)}@%h",
             ],
-            cwd=PROJECT_ROOT, stdout=sink, stderr=subprocess.STDOUT, env=dict(os.environ),
+            cwd=PROJECT_ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ),
         )
     client = create_celery(settings, with_tasks=False)
     deadline = time.monotonic() + 60
@@ -135,7 +147,6 @@ def auth_header(settings: Settings, user) -> dict[str, str]:  # type: ignore[no-
     from shared.users import issue_token
 
     return {"Authorization": f"Bearer {issue_token(settings, user)}"}
-
 
 
 def _fail_skips(report) -> None:  # type: ignore[no-untyped-def]

@@ -36,14 +36,20 @@ def test_default_window_is_kept_without_a_phrase() -> None:
 
 def hit(number: int) -> EmailHit:
     return EmailHit(
-        id=f"u:{number}", subject=f"Subject {number}", from_address=f"p{number}@example.com",
-        from_name=f"Person {number}", received_at="2026-11-20T10:00:00+00:00", snippet="...",
+        id=f"u:{number}",
+        subject=f"Subject {number}",
+        from_address=f"p{number}@example.com",
+        from_name=f"Person {number}",
+        received_at="2026-11-20T10:00:00+00:00",
+        snippet="...",
     )
 
 
 def test_answer_cites_every_hit_and_says_what_was_searched() -> None:
     answer = compose_answer(SearchOutcome("interview", 30, 12, [hit(1), hit(2)], 0.01))
-    assert answer.startswith("I found 12 emails for “interview” in the last 30 days. The 2 most relevant:")
+    assert answer.startswith(
+        "I found 12 emails for “interview” in the last 30 days. The 2 most relevant:"
+    )
     assert "1. “Subject 1” from Person 1 <p1@example.com>, 2026-11-20 [1]" in answer
     assert "[2]" in answer
 
@@ -54,7 +60,19 @@ def test_answer_without_hits() -> None:
     assert "all your mail" in compose_answer(SearchOutcome("", 1, 0, [], 0.01))
 
 
-@pytest.mark.parametrize(("days", "bucket"), [(1, "7"), (7, "7"), (8, "30"), (30, "30"), (45, "60"),
-                                               (60, "60"), (61, "90+"), (90, "90+"), (365, "90+")])
+@pytest.mark.parametrize(
+    ("days", "bucket"),
+    [
+        (1, "7"),
+        (7, "7"),
+        (8, "30"),
+        (30, "30"),
+        (45, "60"),
+        (60, "60"),
+        (61, "90+"),
+        (90, "90+"),
+        (365, "90+"),
+    ],
+)
 def test_window_buckets(days: int, bucket: str) -> None:
     assert window_bucket(days) == bucket

@@ -70,9 +70,13 @@ def test_no_hits_says_what_was_searched(client, settings, demo_user, celery_work
     assert "zyxwvut quasar" in body["answer"] and "nothing matched" in body["answer"]
 
 
-def test_seed_clients_messages_shape_is_accepted(client, settings, demo_user, celery_worker) -> None:
+def test_seed_clients_messages_shape_is_accepted(
+    client, settings, demo_user, celery_worker
+) -> None:
     body = ask(
-        client, settings, demo_user,
+        client,
+        settings,
+        demo_user,
         messages=[
             {"role": "user", "content": "receipts"},
             {"role": "assistant", "content": "..."},
@@ -84,9 +88,13 @@ def test_seed_clients_messages_shape_is_accepted(client, settings, demo_user, ce
     assert body["search"]["total_hits"] > 0
 
 
-def test_conversation_is_kept_and_owned(client, settings, demo_user, make_user, celery_worker) -> None:
+def test_conversation_is_kept_and_owned(
+    client, settings, demo_user, make_user, celery_worker
+) -> None:
     first = ask(client, settings, demo_user, q="offer").get_json()
-    again = ask(client, settings, demo_user, q="offer letter", conversation_id=first["conversation_id"])
+    again = ask(
+        client, settings, demo_user, q="offer letter", conversation_id=first["conversation_id"]
+    )
     assert again.status_code == 200
     assert again.get_json()["conversation_id"] == first["conversation_id"]
     stranger, _ = make_user("stranger")

@@ -71,7 +71,9 @@ def test_import_is_idempotent_and_keeps_labels(settings, make_user, tmp_path: Pa
     assert owner_count(settings, user.id) == 300, "a re-import must not duplicate"
     labelled = es.search(
         index=settings.index_alias,
-        query={"bool": {"filter": [{"term": {"owner_id": user.id}}, {"term": {"labels": "Inbox"}}]}},
+        query={
+            "bool": {"filter": [{"term": {"owner_id": user.id}}, {"term": {"labels": "Inbox"}}]}
+        },
         size=1,
     )
     assert labelled["hits"]["total"]["value"] > 0
@@ -99,7 +101,11 @@ def test_corpus_imports_without_losing_a_message(settings, make_user, tmp_path: 
 def run_flask(settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", *args],
-        cwd=PROJECT_ROOT, input=stdin, capture_output=True, text=True, timeout=120,
+        cwd=PROJECT_ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -119,7 +125,10 @@ def test_cli_import_and_user_create(settings, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["mail", "import-mbox", "/nonexistent/mail.mbox", "--user", "x@example.com"], "does not exist"),
+        (
+            ["mail", "import-mbox", "/nonexistent/mail.mbox", "--user", "x@example.com"],
+            "does not exist",
+        ),
         (["mail", "import-mbox", __file__, "--user", "nobody@example.com"], "no user"),
     ],
 )
@@ -129,7 +138,9 @@ def test_cli_import_bad_input_is_a_usage_error(settings, args: list[str], messag
     assert message in result.stderr
 
 
-def test_cursor_advances_only_after_each_batch_is_indexed(settings, make_user, tmp_path: Path) -> None:
+def test_cursor_advances_only_after_each_batch_is_indexed(
+    settings, make_user, tmp_path: Path
+) -> None:
     import dataclasses
 
     from shared.importer import import_messages
@@ -146,12 +157,18 @@ def test_cursor_advances_only_after_each_batch_is_indexed(settings, make_user, t
         seen.append((stats.cursor, owner_count(settings, user.id)))
 
     offsets = [m.cursor for m in mbox_messages(path)]
-    import_messages(es, small_batches, user.id, mbox_messages(path), source="mbox", on_batch_indexed=record)
+    import_messages(
+        es, small_batches, user.id, mbox_messages(path), source="mbox", on_batch_indexed=record
+    )
     assert [cursor for cursor, _ in seen] == [offsets[99], offsets[199], offsets[249]]
-    assert [count for _, count in seen] == [100, 200, 250], "a cursor must never run ahead of the index"
+    assert [count for _, count in seen] == [100, 200, 250], (
+        "a cursor must never run ahead of the index"
+    )
 
 
-def test_import_fails_loudly_when_elasticsearch_is_down(settings, make_user, tmp_path: Path) -> None:
+def test_import_fails_loudly_when_elasticsearch_is_down(
+    settings, make_user, tmp_path: Path
+) -> None:
     import dataclasses
 
     from elasticsearch import ConnectionError as ESConnectionError

@@ -29,7 +29,9 @@ def test_bootstrap_is_idempotent_and_uses_the_seed_names(settings) -> None:
 
 
 def test_bootstrap_refuses_an_index_without_its_alias(settings) -> None:
-    odd = dataclasses.replace(settings, index_alias="orphan_emails", index_template="orphan-template")
+    odd = dataclasses.replace(
+        settings, index_alias="orphan_emails", index_template="orphan-template"
+    )
     es = get_elasticsearch(settings)
     es.indices.create(index=first_index(odd))
     with pytest.raises(IndexBootstrapError, match="orphan_emails-000001 exists without"):

@@ -52,7 +52,9 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], deadline: float) -> 
     pytest.fail("web never became ready")
 
 
-def start(data_dir: Path, web_port: int, flower_port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start(
+    data_dir: Path, web_port: int, flower_port: int, log_path: Path
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAILCHAT_", "PROMETHEUS_"))}
     env.update(
         MAILCHAT_DATA_DIR=str(data_dir),
@@ -63,7 +65,10 @@ def start(data_dir: Path, web_port: int, flower_port: int, log_path: Path) -> su
     with open(log_path, "ab") as sink:
         return subprocess.Popen(
             [sys.executable, "-m", "shared.devrun"],
-            cwd=PROJECT_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so we can press "Ctrl-C" on it
         )
 
@@ -79,7 +84,9 @@ def port_open(port: int) -> bool:
 
 
 def ask_demo(base: str) -> dict:
-    status, body = http("POST", f"{base}/api/auth/login", {"email": "demo@example.com", "password": "mailchat-demo"})
+    status, body = http(
+        "POST", f"{base}/api/auth/login", {"email": "demo@example.com", "password": "mailchat-demo"}
+    )
     assert status == 200, body
     token = json.loads(body)["access_token"]
     status, body = http("POST", f"{base}/api/chat", {"q": "interviews in the last 30 days"}, token)
@@ -101,7 +108,9 @@ def test_make_run_serves_a_cited_answer_and_stops_cleanly(tmp_path: Path) -> Non
         elapsed = time.monotonic() - started
         assert elapsed < START_BUDGET_SECONDS, f"first cited answer after {elapsed:.0f}s"
         assert answer["search"]["total_hits"] > 0 and answer["citations"]
-        assert all("interview" in c["subject"].lower() + c["snippet"].lower() for c in answer["citations"])
+        assert all(
+            "interview" in c["subject"].lower() + c["snippet"].lower() for c in answer["citations"]
+        )
         assert http("GET", f"http://127.0.0.1:{flower_port}/")[0] == 200, "Flower is not serving"
         metrics = http("GET", f"{base}/metrics")[1].decode()
         assert 'assistant_tool_queries_total{has_hits="true",window_bucket="30"}' in metrics
@@ -113,7 +122,9 @@ def test_make_run_serves_a_cited_answer_and_stops_cleanly(tmp_path: Path) -> Non
     assert code is not None
     time.sleep(1)
     assert not port_open(web_port) and not port_open(flower_port)
-    leftovers = subprocess.run(["pgrep", "-f", str(data_dir)], capture_output=True, text=True).stdout
+    leftovers = subprocess.run(
+        ["pgrep", "-f", str(data_dir)], capture_output=True, text=True
+    ).stdout
     assert leftovers.strip() == "", f"processes survived Ctrl-C: {leftovers}"
 
     # Data survives a restart: no re-import, same answer.

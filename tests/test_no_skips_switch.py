@@ -17,7 +17,11 @@ def test_skips_fail_when_no_skips_is_set(tmp_path) -> None:
         env = {k: v for k, v in os.environ.items() if k != "MAILCHAT_NO_SKIPS"}
         local = subprocess.run(base, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
         ci = subprocess.run(
-            base, cwd=PROJECT_ROOT, env={**env, "MAILCHAT_NO_SKIPS": "1"}, capture_output=True, text=True
+            base,
+            cwd=PROJECT_ROOT,
+            env={**env, "MAILCHAT_NO_SKIPS": "1"},
+            capture_output=True,
+            text=True,
         )
     finally:
         probe.unlink()

@@ -21,7 +21,11 @@ def test_defaults_match_the_issue() -> None:
 
 def test_environment_values_are_typed() -> None:
     settings = Settings.from_env(
-        {"MAILCHAT_WEB_PORT": "9001", "MAILCHAT_CHAT_TIMEOUT_SECONDS": "2.5", "MAILCHAT_DEMO_EMAIL": "a@b.c"}
+        {
+            "MAILCHAT_WEB_PORT": "9001",
+            "MAILCHAT_CHAT_TIMEOUT_SECONDS": "2.5",
+            "MAILCHAT_DEMO_EMAIL": "a@b.c",
+        }
     )
     assert settings.web_port == 9001 and settings.chat_timeout_seconds == 2.5
     assert settings.demo_email == "a@b.c"
@@ -32,8 +36,19 @@ def test_bad_values_name_the_variable() -> None:
         Settings.from_env({"MAILCHAT_WEB_PORT": "eighty"})
 
 
-@pytest.mark.parametrize(("text", "value"), [("true", True), ("1", True), ("Yes", True), ("y", True),
-                                             ("false", False), ("0", False), ("no", False), ("N", False)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("true", True),
+        ("1", True),
+        ("Yes", True),
+        ("y", True),
+        ("false", False),
+        ("0", False),
+        ("no", False),
+        ("N", False),
+    ],
+)
 def test_bool_spellings(text: str, value: bool) -> None:
     assert parse_bool("X", text) is value
     with pytest.raises(SettingsError):

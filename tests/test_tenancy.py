@@ -43,7 +43,9 @@ def two_users(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
     es = get_elasticsearch(settings)
     # Bob has mail; Alice has a small, different mailbox (other seed).
     write_mbox(folder / "bob.mbox", owner_address=bob.email, today=date.today(), count=200)
-    write_mbox(folder / "alice.mbox", owner_address=alice.email, today=date.today(), count=40, seed=7)
+    write_mbox(
+        folder / "alice.mbox", owner_address=alice.email, today=date.today(), count=40, seed=7
+    )
     import_mbox(es, settings, bob.id, folder / "bob.mbox", refresh=True)
     import_mbox(es, settings, alice.id, folder / "alice.mbox", refresh=True)
     return alice, bob
@@ -53,13 +55,17 @@ def two_users(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
 def test_search_never_crosses_owners(settings, two_users, template: str) -> None:
     alice, bob = two_users
     question = template.format(other=bob.id)
-    outcome = search_emails(get_elasticsearch(settings), settings, alice.id, question, 365, size=100)
+    outcome = search_emails(
+        get_elasticsearch(settings), settings, alice.id, question, 365, size=100
+    )
     assert all(hit.id.startswith(f"{alice.id}:") for hit in outcome.hits), question
     assert outcome.total_hits <= 40
 
 
 @pytest.mark.parametrize("template", HOSTILE_QUESTIONS[:6])
-def test_chat_never_crosses_owners(client, settings, two_users, celery_worker, template: str) -> None:
+def test_chat_never_crosses_owners(
+    client, settings, two_users, celery_worker, template: str
+) -> None:
     alice, bob = two_users
     response = client.post(
         "/api/chat",
