@@ -7,6 +7,7 @@ use; a client that names somebody else's conversation gets "not found".
 from __future__ import annotations
 
 import secrets
+import time
 
 import redis
 
@@ -32,9 +33,17 @@ def claim_conversation(
     if conversation_id is None:
         conversation_id = new_conversation_id()
     key = keys.conversation_owner(conversation_id)
-    if r.set(key, user_id, nx=True, ex=CONVERSATION_TTL_SECONDS):
-        return conversation_id
-    if r.get(key) != user_id:
-        raise ConversationNotFound(conversation_id)
-    r.expire(key, CONVERSATION_TTL_SECONDS)
+    if not r.set(key, user_id, nx=True, ex=CONVERSATION_TTL_SECONDS):
+        if r.get(key) != user_id:
+            raise ConversationNotFound(conversation_id)
+        r.expire(key, CONVERSATION_TTL_SECONDS)
+    r.zadd(keys.user_conversations(user_id), {conversation_id: time.time()})
     return conversation_id
+
+
+def owns_conversation(
+    r: redis.Redis, settings: Settings, user_id: str, conversation_id: str
+) -> bool:
+    return bool(
+        r.get(RedisKeys(settings.key_prefix).conversation_owner(conversation_id)) == user_id
+    )

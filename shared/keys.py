@@ -25,6 +25,26 @@ class RedisKeys:
         """String: the user id that owns a conversation, so nobody else can post into it."""
         return f"{self.prefix}conversation-owner:{conversation_id}"
 
+    def user_conversations(self, user_id: str) -> str:
+        """Sorted set: the user's conversation ids, scored by last activity (unix seconds)."""
+        return f"{self.prefix}user-conversations:{user_id}"
+
+    def conversation_events(self, conversation_id: str) -> str:
+        """Stream: a conversation's event log (question, search, hits, deltas, done)."""
+        return f"{self.prefix}events:conversation:{conversation_id}"
+
+    def user_events(self, user_id: str) -> str:
+        """Stream: a user's notification log (sync progress, new mail)."""
+        return f"{self.prefix}events:user:{user_id}"
+
+    def stream_epoch(self, stream_key: str) -> str:
+        """String: a stream's epoch, set once; a changed epoch tells clients to refetch."""
+        return f"{stream_key}:epoch"
+
+    def dedup(self, stream_key: str, dedup_key: str) -> str:
+        """String: the entry id already written for a dedup key, so retries never double."""
+        return f"{stream_key}:dedup:{dedup_key}"
+
     def import_lock(self, user_id: str) -> str:
         """Lock held while one mailbox import runs for a user."""
         return f"{self.prefix}lock:import:{user_id}"
