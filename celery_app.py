@@ -17,7 +17,7 @@ from shared.task_names import QUEUE_SEARCH, TASK_ROUTES
 # returned (Celery's default message includes the return value).
 trace.LOG_SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"
 
-TASK_MODULES = ["workers.assistant", "workers.mail"]
+TASK_MODULES = ["workers.assistant", "workers.mail", "workers.delivery"]
 
 
 def create_celery(settings: Settings | None = None, *, with_tasks: bool = True) -> Celery:

@@ -45,6 +45,14 @@ class RedisKeys:
         """String: the entry id already written for a dedup key, so retries never double."""
         return f"{stream_key}:dedup:{dedup_key}"
 
+    def doorbell_channel(self) -> str:
+        """Pub/sub channel: messages are stream keys that just got an entry."""
+        return f"{self.prefix}doorbell"
+
+    def dead_letters(self) -> str:
+        """Stream: deliveries that failed their last retry, with the reason."""
+        return f"{self.prefix}dead-letters:delivery"
+
     def import_lock(self, user_id: str) -> str:
         """Lock held while one mailbox import runs for a user."""
         return f"{self.prefix}lock:import:{user_id}"

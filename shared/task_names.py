@@ -8,6 +8,7 @@ from __future__ import annotations
 
 ASSISTANT_ANSWER = "assistant.answer"
 MAIL_IMPORT_MBOX = "mail.import_mbox"
+DELIVERY_DELIVER = "delivery.deliver"
 
 QUEUE_SEARCH = "search"
 QUEUE_SYNC = "sync"
