@@ -1,8 +1,13 @@
 """gunicorn settings, derived from Mailchat's settings object.
 
-gthread workers: POST /api/chat blocks while a Celery worker answers, so each
-process serves several requests at once on threads.
+gevent workers: every SSE stream and WebSocket is a long-lived request, and a
+greenlet per connection holds thousands of them in one process where a
+thread per connection (gthread) would hold dozens. flask-sock and redis-py
+both cooperate with gevent's monkey-patching, which gunicorn applies before
+the app is imported.
 """
+
+import signal
 
 from shared.settings import Settings
 
@@ -10,14 +15,33 @@ _settings = Settings.from_env()
 
 bind = f"{_settings.web_host}:{_settings.web_port}"
 workers = _settings.web_workers
-worker_class = "gthread"
-threads = 8
+worker_class = "gevent"
+worker_connections = max(1000, _settings.ws_max_connections + 100)
 timeout = 60
-graceful_timeout = 10
+graceful_timeout = 15
 accesslog = "-"
 forwarded_allow_ips = "127.0.0.1"
 # One control socket per installation, so two checkouts can run side by side.
 control_socket = str(_settings.data_path / "gunicorn.ctl")
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """On SIGTERM, raise the app's shutdown flag before gunicorn stops the worker.
+
+    /readyz then answers 503, sockets get advice + close 1012 and SSE streams
+    end with "reconnect", all within graceful_timeout, while gunicorn lets
+    requests in flight finish.
+    """
+    from web.shutdown import begin_shutdown
+
+    original = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):  # type: ignore[no-untyped-def]
+        begin_shutdown()
+        if callable(original):
+            original(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -133,5 +134,64 @@ def answer_question(
         "answer": compose_answer(outcome),
         "citations": [citation(hit) for hit in outcome.hits],
         "search": outcome.description(),
+        "elasticsearch_seconds": outcome.elasticsearch_seconds,
+    }
+
+
+def answer_pieces(text: str, words_per_piece: int = 4) -> list[str]:
+    """Split an answer into the small ``delta`` pieces a client renders as they arrive.
+
+    Joining the pieces gives back the text exactly (spaces and newlines kept).
+    """
+    pieces: list[str] = []
+    for line in text.splitlines(keepends=True):
+        words = line.split(" ")
+        for start in range(0, len(words), words_per_piece):
+            chunk = " ".join(words[start : start + words_per_piece])
+            if start + words_per_piece < len(words):
+                chunk += " "
+            pieces.append(chunk)
+    return [piece for piece in pieces if piece]
+
+
+class AnswerCancelled(Exception):
+    """A newer question replaced this one while it was being answered."""
+
+
+def stream_answer(
+    es: Elasticsearch,
+    settings: Settings,
+    *,
+    owner_id: str,
+    question: str,
+    window_days: int,
+    emit: Callable[[str, str, dict[str, Any]], None],
+    still_wanted: Callable[[], bool],
+) -> dict[str, Any]:
+    """Answer step by step: ``search``, ``hits``, ``delta``s, then the caller's ``done``.
+
+    ``emit(event_type, part_key, data)`` writes one event (idempotently, by
+    part key); ``still_wanted()`` is checked between steps, and a ``False``
+    raises ``AnswerCancelled`` so no more work is spent on a dropped question.
+    """
+    if not still_wanted():
+        raise AnswerCancelled
+    parsed = parse_question(question, window_days)
+    outcome = search_emails(es, settings, owner_id, parsed.keywords, parsed.window_days)
+    search = outcome.description()
+    emit("search", "search", {"search": search})
+    citations = [citation(hit) for hit in outcome.hits]
+    if not still_wanted():
+        raise AnswerCancelled
+    emit("hits", "hits", {"citations": citations})
+    text = compose_answer(outcome)
+    for number, piece in enumerate(answer_pieces(text)):
+        if not still_wanted():
+            raise AnswerCancelled
+        emit("delta", f"delta:{number}", {"text": piece, "index": number})
+    return {
+        "answer": text,
+        "citations": citations,
+        "search": search,
         "elasticsearch_seconds": outcome.elasticsearch_seconds,
     }

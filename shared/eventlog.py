@@ -19,7 +19,7 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -49,6 +49,9 @@ if not existing then
 end
 return {existing, redis.call('GET', KEYS[3]), 0}
 """
+
+
+Entries = list[tuple[str, dict[str, str]]]  # XRANGE with decode_responses=True
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,14 @@ def _entry_to_event(entry_id: str, fields: dict[str, str]) -> Event:
 def _id_tuple(entry_id: str) -> tuple[int, int]:
     millis, _, seq = entry_id.partition("-")
     return int(millis), int(seq or 0)
+
+
+def position_before(entry_id: str) -> str:
+    """The position just before ``entry_id``, so reading "after" it includes that entry."""
+    millis, _, seq = entry_id.partition("-")
+    if int(seq or 0) > 0:
+        return f"{millis}-{int(seq) - 1}"
+    return f"{int(millis) - 1}-{2**64 - 1}" if int(millis) > 0 else "0"
 
 
 def is_entry_id(value: str) -> bool:
@@ -166,21 +177,22 @@ class EventLog:
         """Events strictly after ``after``; ``reset`` if the position cannot be resumed.
 
         A position is unusable when the client's epoch is not the stream's,
-        or when it is older than the first retained entry: entries only leave
-        a stream by trimming, so the client's own entry (and maybe more after
-        it) is gone, and it cannot know what it missed.
+        or when it is older than the first retained entry (or the position
+        just before it): entries only leave a stream by trimming, so the
+        client's own entry, and maybe more after it, is gone, and it cannot
+        know what it missed.
         """
         current_epoch = self.epoch(stream)
         if epoch and epoch != current_epoch:
             return ReadResult(current_epoch, [], reset=True)
         if after not in ("", "0", "0-0"):
-            first = self.redis.xrange(stream, count=1)
-            if first and _id_tuple(after) < _id_tuple(first[0][0]):
+            first = cast(Entries, self.redis.xrange(stream, count=1))
+            if first and _id_tuple(after) < _id_tuple(position_before(first[0][0])):
                 return ReadResult(current_epoch, [], reset=True)
         start = "-" if after in ("", "0", "0-0") else f"({after}"
-        entries = self.redis.xrange(stream, min=start, count=count)
+        entries = cast(Entries, self.redis.xrange(stream, min=start, count=count))
         return ReadResult(current_epoch, [_entry_to_event(i, f) for i, f in entries])
 
     def last_id(self, stream: str) -> str:
-        entries = self.redis.xrevrange(stream, count=1)
+        entries = cast(Entries, self.redis.xrevrange(stream, count=1))
         return str(entries[0][0]) if entries else "0"

@@ -41,6 +41,9 @@ class ProviderMessage:
     thread_id: str | None = None
     fallback_date: datetime | None = None
     cursor: int | str | None = None
+    # The provider's own key (a Gmail message id), so deletions and label changes can
+    # address the document; None keys the document by its parsed Message-ID.
+    message_key: str | None = None
 
 
 @dataclass
@@ -112,11 +115,12 @@ def email_document(
     owner_id: str, parsed: ParsedEmail, message: ProviderMessage, source: str
 ) -> dict[str, Any]:
     """The indexed form of one email. Carries its owner: every search filters on it."""
+    key = message.message_key or parsed.message_key
     return {
         "owner_id": owner_id,
-        "message_key": parsed.message_key,
+        "message_key": key,
         "message_id": parsed.message_id,
-        "thread_id": message.thread_id or parsed.message_key,
+        "thread_id": message.thread_id or key,
         "subject": parsed.subject,
         "from_address": parsed.from_address,
         "from_name": parsed.from_name,
@@ -192,7 +196,7 @@ def _action(
     return {
         "_op_type": "index",
         "_index": settings.index_alias,
-        "_id": document_id(owner_id, parsed.message_key),
+        "_id": document_id(owner_id, message.message_key or parsed.message_key),
         "_source": email_document(owner_id, parsed, message, source),
     }
 

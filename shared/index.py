@@ -10,6 +10,7 @@ nothing for either.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from elasticsearch import Elasticsearch
@@ -66,6 +67,15 @@ EMAIL_MAPPINGS: dict[str, Any] = {
 }
 
 
+# Bump with every change to the template's settings or mappings; `index migrate`
+# then reindexes existing indices into the new generation (shared/lifecycle/migrate.py).
+TEMPLATE_VERSION = 1
+LIFECYCLE_POLICY = "emails-rolling-90d"
+# Key under each index's mappings ``_meta`` where Mailchat stamps when it created the
+# index (and, once rolled over, when), in its own clock: see shared/lifecycle/state.py.
+META_KEY = "mailchat"
+
+
 class IndexBootstrapError(RuntimeError):
     """The cluster holds something bootstrap must not paper over."""
 
@@ -79,20 +89,38 @@ def first_index(settings: Settings) -> str:
     return f"{settings.index_alias}-000001"
 
 
+def index_meta(created_at: datetime, template_version: int, **extra: str) -> dict[str, Any]:
+    """The ``_meta`` stamp for an index Mailchat creates (sent in the create request itself)."""
+    return {
+        META_KEY: {
+            "created_at": created_at.astimezone(UTC).isoformat(),
+            "template_version": template_version,
+            **extra,
+        }
+    }
+
+
 def template_body(settings: Settings) -> dict[str, Any]:
+    index_settings: dict[str, Any] = {
+        "number_of_shards": 1,
+        "number_of_replicas": 0,
+        "refresh_interval": "1s",
+        "analysis": ANALYSIS,
+    }
+    if settings.lifecycle_owner == "elasticsearch":
+        # Native ILM owns the lifecycle (deploy/ilm/): Mailchat's jobs stand down.
+        index_settings["index.lifecycle.name"] = LIFECYCLE_POLICY
+        index_settings["index.lifecycle.rollover_alias"] = settings.index_alias
     return {
         "index_patterns": [pattern(settings)],
         "priority": 100,
-        "template": {
-            "settings": {
-                "number_of_shards": 1,
-                "number_of_replicas": 0,
-                "refresh_interval": "1s",
-                "analysis": ANALYSIS,
-            },
-            "mappings": EMAIL_MAPPINGS,
+        "version": TEMPLATE_VERSION,
+        "template": {"settings": index_settings, "mappings": EMAIL_MAPPINGS},
+        "_meta": {
+            "lifecycle_policy": LIFECYCLE_POLICY,
+            "managed_by": "mailchat",
+            "lifecycle_owner": settings.lifecycle_owner,
         },
-        "_meta": {"lifecycle_policy": "emails-rolling-90d", "managed_by": "mailchat"},
     }
 
 
@@ -118,6 +146,7 @@ def bootstrap(es: Elasticsearch, settings: Settings) -> list[str]:
     es.indices.create(
         index=first_index(settings),
         aliases={settings.index_alias: {"is_write_index": True}},
+        mappings={"_meta": index_meta(datetime.now(UTC), TEMPLATE_VERSION)},
     )
     actions.append(f"index {first_index(settings)} created with write alias {settings.index_alias}")
     log.info("bootstrapped %s", ", ".join(actions))

@@ -45,6 +45,18 @@ class RedisKeys:
         """String: the entry id already written for a dedup key, so retries never double."""
         return f"{stream_key}:dedup:{dedup_key}"
 
+    def active_question(self, conversation_id: str) -> str:
+        """String: the client message id being answered; a newer question replaces it (cancel)."""
+        return f"{self.prefix}active-question:{conversation_id}"
+
+    def chat_ticket(self, ticket: str) -> str:
+        """String: the user id a single-use SSE ticket was issued to (60 s)."""
+        return f"{self.prefix}chat-ticket:{ticket}"
+
+    def web_instances(self) -> str:
+        """Sorted set: live web processes, scored by their last heartbeat (unix seconds)."""
+        return f"{self.prefix}web-instances"
+
     def doorbell_channel(self) -> str:
         """Pub/sub channel: messages are stream keys that just got an entry."""
         return f"{self.prefix}doorbell"
@@ -57,6 +69,61 @@ class RedisKeys:
         """Lock held while one mailbox import runs for a user."""
         return f"{self.prefix}lock:import:{user_id}"
 
+    def index_lifecycle_lock(self, alias: str) -> str:
+        """Lock held by whoever acts on an alias's indices (rollover, retention, migrate)."""
+        return f"{self.prefix}lock:index-lifecycle:{alias}"
+
+    def index_lifecycle_runs(self, alias: str) -> str:
+        """Hash: job name -> JSON of its last run (outcome, time), shown by `index status`."""
+        return f"{self.prefix}index-lifecycle:{alias}:runs"
+
     def demo_imported(self) -> str:
         """Flag set once the demo mailbox has been imported."""
         return f"{self.prefix}demo:imported"
+
+    # Mail accounts (issue 5). Everything per account starts with ``account:<id>``, and
+    # ``user-accounts:<user id>`` lists a user's accounts, so delete-my-data finds it all.
+
+    def account(self, account_id: str) -> str:
+        """Hash: an account's record (provider, state, encrypted credentials, counters)."""
+        return f"{self.prefix}account:{account_id}"
+
+    def account_prefix(self, account_id: str) -> str:
+        """Prefix of every key that belongs to one account (for SCAN on delete)."""
+        return f"{self.prefix}account:{account_id}:"
+
+    def user_accounts(self, user_id: str) -> str:
+        """Set: the account ids a user has connected."""
+        return f"{self.prefix}user-accounts:{user_id}"
+
+    def account_cursor(self, account_id: str) -> str:
+        """Hash: sync cursors (Gmail history id; per IMAP folder; mbox offset), as JSON."""
+        return f"{self.prefix}account:{account_id}:cursor"
+
+    def account_messages(self, account_id: str) -> str:
+        """Hash: message key -> JSON of where the account holds it (folders and labels)."""
+        return f"{self.prefix}account:{account_id}:messages"
+
+    def account_folder_uids(self, account_id: str, folder_digest: str, uidvalidity: int) -> str:
+        """Hash: IMAP uid -> message key, for one folder generation (UIDVALIDITY)."""
+        return f"{self.prefix}account:{account_id}:uids:{folder_digest}:{uidvalidity}"
+
+    def account_lock(self, account_id: str) -> str:
+        """Lock: held while one sync of the account runs, so two never overlap."""
+        return f"{self.prefix}account:{account_id}:lock"
+
+    def account_quota(self, account_id: str, window: int) -> str:
+        """Counter: Gmail API quota units spent by the account in one minute window."""
+        return f"{self.prefix}account:{account_id}:quota:{window}"
+
+    def account_push_seen(self, account_id: str, message_id: str) -> str:
+        """Flag: a Pub/Sub push message already acted on (duplicates are no-ops)."""
+        return f"{self.prefix}account:{account_id}:push:{message_id}"
+
+    def gmail_address_accounts(self, address: str) -> str:
+        """Set: account ids syncing a Gmail address (push notifications name the address)."""
+        return f"{self.prefix}gmail-address:{address.lower()}"
+
+    def oauth_state_used(self, nonce: str) -> str:
+        """Flag: an OAuth state already redeemed, so a callback URL works once."""
+        return f"{self.prefix}oauth-state-used:{nonce}"

@@ -82,6 +82,35 @@ class Settings:
         default="gmail-emails-template", metadata={"doc": "Index template name"}
     )
 
+    # Index lifecycle: the seed's policy emails-rolling-90d (issue 6).
+    rollover_max_age: str = field(
+        default="30d", metadata={"doc": "Roll the write index over once it is this old (d/h/m/s)"}
+    )
+    rollover_max_primary_shard_size: str = field(
+        default="20gb",
+        metadata={"doc": "Roll the write index over once a primary shard is this big (b..tb)"},
+    )
+    retention_days: int = field(
+        default=90, metadata={"doc": "Delete a non-write index this many days after its rollover"}
+    )
+    lifecycle_owner: str = field(
+        default="mailchat",
+        metadata={
+            "doc": "Who runs rollover/retention: 'mailchat' (beat jobs) or 'elasticsearch' "
+            "(native ILM from deploy/ilm; the jobs stand down)"
+        },
+    )
+    rollover_interval_seconds: int = field(
+        default=3600, metadata={"doc": "How often beat runs index.rollover"}
+    )
+    retention_interval_seconds: int = field(
+        default=86400, metadata={"doc": "How often beat runs index.retention"}
+    )
+    lifecycle_lock_seconds: int = field(
+        default=600,
+        metadata={"doc": "Expiry of the Redis lock a lifecycle job holds (renewed while it works)"},
+    )
+
     # Limits.
     max_request_bytes: int = field(default=65536, metadata={"doc": "Largest accepted request body"})
     max_question_chars: int = field(default=2000, metadata={"doc": "Longest accepted question"})
@@ -92,6 +121,89 @@ class Settings:
     import_batch_size: int = field(
         default=500, metadata={"doc": "Emails per bulk request on import"}
     )
+    chat_streaming_enabled: bool = field(
+        default=True,
+        metadata={
+            "doc": "Serve SSE streams; false answers 503 so clients use POST /api/chat "
+            "(also read from the seed's CHAT_STREAMING_ENABLED)",
+            "alias": "CHAT_STREAMING_ENABLED",
+        },
+    )
+    sse_ping_seconds: float = field(default=15.0, metadata={"doc": "SSE keep-alive comment interval"})
+    sse_retry_ms: int = field(default=3000, metadata={"doc": "SSE reconnect delay sent as retry:"})
+    ws_allowed_origins: str = field(
+        default="http://127.0.0.1:8000,http://localhost:8000",
+        metadata={"doc": "Comma-separated Origins allowed to open /ws (others get close 1008)"},
+    )
+    ws_ping_seconds: float = field(default=30.0, metadata={"doc": "WebSocket application ping interval"})
+    ws_pong_timeout_seconds: float = field(
+        default=10.0, metadata={"doc": "Close a socket whose pong is this late"}
+    )
+    ws_auth_timeout_seconds: float = field(
+        default=5.0, metadata={"doc": "Time allowed for the first (auth) frame"}
+    )
+    ws_max_message_bytes: int = field(
+        default=16384, metadata={"doc": "Largest client frame; bigger closes with 1009"}
+    )
+    ws_max_connections: int = field(
+        default=10000, metadata={"doc": "Sockets per web process before new ones get 1013"}
+    )
+    # Mail sync (issue 5): accounts, Gmail, IMAP, uploads, schedules.
+    credentials_key: str = field(
+        default="",
+        metadata={
+            "doc": "Fernet key(s) encrypting mailbox credentials, comma-separated, newest "
+            "first; empty = generated once into DATA_DIR/credentials_key"
+        },
+    )
+    sync_interval_minutes: int = field(
+        default=15, metadata={"doc": "Beat runs mail.sync_all this often (0 = never)"}
+    )
+    sync_time_limit_seconds: int = field(
+        default=3600,
+        metadata={"doc": "Hard limit of one mail.sync_account run; its account lock expires too"},
+    )
+    sync_batch_size: int = field(
+        default=200,
+        metadata={"doc": "Messages per sync batch (the cursor advances after each); Gmail max 50"},
+    )
+    gmail_client_id: str = field(
+        default="", metadata={"doc": "Google OAuth client id (web application); empty = no Gmail"}
+    )
+    gmail_client_secret: str = field(
+        default="", metadata={"doc": "Google OAuth client secret"}
+    )
+    gmail_redirect_uri: str = field(
+        default="",
+        metadata={"doc": "OAuth redirect URI; empty = this server's /api/accounts/gmail/callback"},
+    )
+    gmail_backfill_days: int = field(
+        default=365, metadata={"doc": "Days of Gmail history a full sync fetches (0 = all)"}
+    )
+    gmail_quota_units_per_minute: int = field(
+        default=15000,
+        metadata={"doc": "Gmail API quota units one account may spend per minute (Google: 15,000)"},
+    )
+    gmail_max_retries: int = field(
+        default=6, metadata={"doc": "Retries of a rate-limited or failing Gmail API call"}
+    )
+    gmail_pubsub_topic: str = field(
+        default="",
+        metadata={"doc": "Pub/Sub topic for Gmail watch (projects/P/topics/T); empty = no push"},
+    )
+    gmail_push_token: str = field(
+        default="", metadata={"doc": "Secret the Pub/Sub push URL carries as ?token="}
+    )
+    imap_timeout_seconds: float = field(
+        default=60.0, metadata={"doc": "Socket timeout of IMAP connections"}
+    )
+    imap_allow_private_hosts: bool = field(
+        default=False,
+        metadata={"doc": "Allow IMAP accounts on loopback/private addresses (tests, LAN servers)"},
+    )
+    upload_max_bytes: int = field(
+        default=20 * 1024**3, metadata={"doc": "Largest mbox accepted by POST /api/mail/import"}
+    )
     key_prefix: str = field(default="mailchat:", metadata={"doc": "Prefix of every Redis key"})
 
     @classmethod
@@ -101,6 +213,9 @@ class Settings:
         values: dict[str, object] = {}
         for f in dataclasses.fields(cls):
             name = ENV_PREFIX + f.name.upper()
+            alias = str(f.metadata.get("alias", ""))
+            if name not in env and alias and alias in env:
+                name = alias
             if name not in env:
                 continue
             raw = env[name]

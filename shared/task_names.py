@@ -8,7 +8,12 @@ from __future__ import annotations
 
 ASSISTANT_ANSWER = "assistant.answer"
 MAIL_IMPORT_MBOX = "mail.import_mbox"
+MAIL_SYNC_ACCOUNT = "mail.sync_account"
+MAIL_SYNC_ALL = "mail.sync_all"
+MAIL_RENEW_GMAIL_WATCH = "mail.renew_gmail_watch"
 DELIVERY_DELIVER = "delivery.deliver"
+INDEX_ROLLOVER = "index.rollover"
+INDEX_RETENTION = "index.retention"
 
 QUEUE_SEARCH = "search"
 QUEUE_SYNC = "sync"

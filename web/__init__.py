@@ -19,12 +19,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from web import auth, chat, cli, errors, extensions, health, metrics
+    from web import auth, chat, cli, conversations, errors, extensions, health, metrics, sse, ws
 
     extensions.init_services(app, settings)
     errors.register_error_handlers(app)
     auth.init_auth(app)
     app.register_blueprint(chat.bp)
+    app.register_blueprint(sse.bp)
+    app.register_blueprint(conversations.bp)
+    ws.init_websocket(app)
     app.register_blueprint(health.bp)
     cli.init_cli(app)
     metrics.init_metrics(app)

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, g, jsonify, request
 
+from shared.tickets import redeem_ticket
 from shared.users import TokenError, User, authenticate, issue_token, verify_token
 from web.errors import ApiError
 from web.extensions import services
@@ -19,6 +20,8 @@ from web.validation import json_body, required_string
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 
 PUBLIC_ENDPOINTS = {"auth.login"}
+# EventSource cannot send headers: these accept a single-use ``?ticket=`` instead.
+TICKET_ENDPOINTS = {"sse.chat_stream", "sse.conversation_stream"}
 
 
 @bp.post("/login")
@@ -47,6 +50,14 @@ def current_user() -> User:
 
 def _require_bearer_token() -> None:
     if not request.path.startswith("/api/") or request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    ticket = request.args.get("ticket")
+    if ticket is not None and request.endpoint in TICKET_ENDPOINTS:
+        svc = services()
+        user = redeem_ticket(svc.redis, svc.settings, ticket)
+        if user is None:
+            raise ApiError(401, "invalid_ticket", "The stream ticket is unknown, used or expired.")
+        g.user = user
         return
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")

@@ -1,23 +1,24 @@
-"""``POST /api/chat``: ask a question, wait for the worker's grounded answer.
+"""``POST /api/chat``: ask, and get the whole answer as one JSON object.
 
-The view validates, claims the conversation, enqueues ``assistant.answer``
-on the ``search`` queue by name and waits for the result; the search itself
-runs on a worker. No worker within the timeout is a 503 with Retry-After.
+The same path as streaming: the question goes into the conversation's log,
+a worker appends the answer's events, and this view reads the log until the
+answer's ``done``. No worker within the timeout is a 503 with Retry-After.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
-from celery.exceptions import TimeoutError as CeleryTimeout
 from flask import Blueprint, jsonify
-from kombu.exceptions import OperationalError
 
 from shared import metrics
+from shared.asking import DONE, ERROR, chat_response
 from shared.assistant import MAX_WINDOW_DAYS, MIN_WINDOW_DAYS
-from shared.conversations import ConversationNotFound, claim_conversation
-from shared.task_names import ASSISTANT_ANSWER
+from shared.eventlog import EventLog, position_before
+from shared.tickets import issue_ticket
+from web.asking import RETRY_AFTER_SECONDS, begin_question, follow, record_answer_metrics
 from web.auth import current_user
 from web.errors import ApiError
 from web.extensions import services
@@ -28,7 +29,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("chat", __name__, url_prefix="/api")
 
 DEFAULT_WINDOW_DAYS = 30
-RETRY_AFTER_SECONDS = 5
 
 
 @bp.post("/chat")
@@ -39,69 +39,45 @@ def chat() -> Any:
     window_days = int_in_range(
         body, "window_days", MIN_WINDOW_DAYS, MAX_WINDOW_DAYS, DEFAULT_WINDOW_DAYS
     )
-    requested_conversation = optional_id(body, "conversation_id")
-    optional_id(body, "client_message_id")
-    user = current_user()
-    try:
-        conversation_id = claim_conversation(
-            svc.redis, svc.settings, user.id, requested_conversation
-        )
-    except ConversationNotFound as exc:
-        raise ApiError(
-            404, "conversation_not_found", "No such conversation.", field="conversation_id"
-        ) from exc
-
-    result = _ask_worker(user.id, question, window_days)
-    search = result["search"]
-    metrics.record_assistant_search(
-        search["window_days"], search["total_hits"], result.get("elasticsearch_seconds", 0.0)
+    started = begin_question(
+        current_user(),
+        question,
+        window_days,
+        optional_id(body, "conversation_id"),
+        optional_id(body, "client_message_id"),
     )
-    metrics.CHAT_REQUESTS.labels(outcome="answered").inc()
-    return jsonify(
-        {
-            "conversation_id": conversation_id,
-            "answer": result["answer"],
-            "citations": result["citations"],
-            "search": search,
-        }
+    stream = EventLog(svc.redis, svc.settings).conversation_stream(started.conversation_id)
+    deadline = time.monotonic() + svc.settings.chat_timeout_seconds
+    before_question = position_before(started.question_event_id)
+    for event in follow(
+        stream,
+        before_question,
+        until_answered=started.client_message_id,
+        idle_seconds=svc.settings.chat_timeout_seconds,
+        deadline=deadline,
+    ):
+        if event is None or event.data.get("client_message_id") != started.client_message_id:
+            continue
+        if event.type == ERROR:
+            metrics.CHAT_REQUESTS.labels(outcome="failed").inc()
+            raise ApiError(502, "assistant_failed", "The assistant failed to answer; try again.")
+        if event.type == DONE:
+            record_answer_metrics(event)
+            metrics.CHAT_REQUESTS.labels(outcome="answered").inc()
+            return jsonify(chat_response(started.conversation_id, event))
+    metrics.CHAT_REQUESTS.labels(outcome="timeout").inc()
+    raise ApiError(
+        503,
+        "assistant_unavailable",
+        "No assistant worker answered in time; try again.",
+        retry_after=RETRY_AFTER_SECONDS,
     )
 
 
-def _ask_worker(user_id: str, question: str, window_days: int) -> dict[str, Any]:
-    """Enqueue ``assistant.answer`` and wait for it; queue trouble becomes a 503, a crash a 502."""
+@bp.post("/chat/ticket")
+def chat_ticket() -> Any:
+    """A 60-second, single-use ticket for ``EventSource`` URLs (``?ticket=``)."""
     svc = services()
-    timeout = svc.settings.chat_timeout_seconds
-    try:
-        pending = svc.celery.send_task(
-            ASSISTANT_ANSWER,
-            args=[user_id, question, window_days],
-            expires=timeout,  # a question nobody picked up in time is dropped, not answered late
-            ignore_result=False,
-        )
-    except OperationalError as exc:
-        metrics.CHAT_REQUESTS.labels(outcome="broker_down").inc()
-        raise ApiError(
-            503,
-            "queue_unavailable",
-            "The task queue is unreachable; try again.",
-            retry_after=RETRY_AFTER_SECONDS,
-        ) from exc
-    try:
-        answer: dict[str, Any] = pending.get(timeout=timeout)
-        return answer
-    except CeleryTimeout as exc:
-        metrics.CHAT_REQUESTS.labels(outcome="timeout").inc()
-        raise ApiError(
-            503,
-            "assistant_unavailable",
-            "No assistant worker answered in time; try again.",
-            retry_after=RETRY_AFTER_SECONDS,
-        ) from exc
-    except Exception as exc:
-        metrics.CHAT_REQUESTS.labels(outcome="failed").inc()
-        log.error("assistant task %s failed: %r", pending.id, exc)
-        raise ApiError(
-            502, "assistant_failed", "The assistant failed to answer; try again."
-        ) from exc
-    finally:
-        pending.forget()
+    return jsonify(
+        {"ticket": issue_ticket(svc.redis, svc.settings, current_user()), "expires_in": 60}
+    )

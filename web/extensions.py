@@ -15,6 +15,7 @@ from flask import Flask, current_app
 
 from shared.clients import get_elasticsearch, get_redis
 from shared.settings import Settings
+from web.relay import Relay
 
 EXTENSION_KEY = "mailchat"
 
@@ -25,6 +26,7 @@ class Services:
     redis: redis.Redis
     elasticsearch: Elasticsearch
     celery: Celery
+    relay: Relay
 
 
 def init_services(app: Flask, settings: Settings) -> Services:
@@ -35,6 +37,7 @@ def init_services(app: Flask, settings: Settings) -> Services:
         redis=get_redis(settings),
         elasticsearch=get_elasticsearch(settings),
         celery=create_celery(settings, with_tasks=False),
+        relay=Relay(get_redis(settings), settings),
     )
     app.extensions[EXTENSION_KEY] = found
     return found

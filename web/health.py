@@ -15,6 +15,7 @@ from flask import Blueprint, jsonify
 from shared.index import alias_ready
 from web.errors import error_response
 from web.extensions import services
+from web.shutdown import shutting_down
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,10 @@ def healthz() -> Any:
 @bp.get("/readyz")
 def readyz() -> Any:
     svc = services()
+    if shutting_down.is_set():
+        return error_response(
+            503, "shutting_down", "This instance is shutting down.", retry_after=1
+        )
     checks: dict[str, str] = {}
     try:
         svc.redis.ping()

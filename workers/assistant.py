@@ -1,35 +1,89 @@
-"""Assistant tasks: answer a question from the person's own mail."""
+"""Assistant tasks: answer a question from the person's own mail, as a stream of events."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from celery import shared_task
+import redis
+from celery import Task, shared_task
 from elasticsearch import ConnectionError as ESConnectionError
 
-from shared.assistant import answer_question
-from shared.clients import get_elasticsearch
+from shared.asking import DONE, ERROR, event_key, is_active
+from shared.assistant import AnswerCancelled, stream_answer
+from shared.clients import get_elasticsearch, get_redis
+from shared.delivery import deliver
 from shared.settings import get_settings
 from shared.task_names import ASSISTANT_ANSWER
 
 log = logging.getLogger(__name__)
 
 
+def _emitter(conversation_id: str, client_message_id: str):  # type: ignore[no-untyped-def]
+    settings = get_settings()
+    r = get_redis(settings)
+
+    def emit(event_type: str, part: str, data: dict[str, Any]) -> None:
+        deliver(
+            r,
+            settings,
+            target="conversation",
+            target_id=conversation_id,
+            event_type=event_type,
+            data={**data, "client_message_id": client_message_id},
+            dedup_key=event_key(client_message_id, part),
+        )
+
+    return emit
+
+
+class AnswerTask(Task):  # type: ignore[misc]
+    """Ends the answer with an ``error`` event when the task finally fails, so no client waits forever."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):  # type: ignore[no-untyped-def]
+        emit = _emitter(kwargs["conversation_id"], kwargs["client_message_id"])
+        emit(
+            ERROR,
+            "error",
+            {"code": "assistant_failed", "message": "The assistant failed to answer."},
+        )
+
+
 @shared_task(
     name=ASSISTANT_ANSWER,
-    ignore_result=False,  # POST /api/chat waits for this result
-    autoretry_for=(ESConnectionError,),
+    base=AnswerTask,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(ESConnectionError, redis.ConnectionError, redis.TimeoutError),
     retry_backoff=0.2,
+    retry_backoff_max=5,
     retry_jitter=True,
-    max_retries=2,
+    max_retries=3,
     soft_time_limit=20,
     time_limit=30,
 )
-def answer(user_id: str, question: str, window_days: int) -> dict[str, Any]:
-    """Search ``user_id``'s mail for ``question`` and return the grounded answer.
+def answer(
+    *, user_id: str, conversation_id: str, client_message_id: str, question: str, window_days: int
+) -> None:
+    """Search ``user_id``'s mail and append the answer's events to the conversation log.
 
-    Read-only, so a redelivery after a crash simply answers again.
+    Every event has a dedup key derived from the client message id, so a retry
+    or a redelivery after a crash continues the same answer without doubling it.
     """
     settings = get_settings()
-    return answer_question(get_elasticsearch(settings), settings, user_id, question, window_days)
+    r = get_redis(settings)
+    emit = _emitter(conversation_id, client_message_id)
+    try:
+        result = stream_answer(
+            get_elasticsearch(settings),
+            settings,
+            owner_id=user_id,
+            question=question,
+            window_days=window_days,
+            emit=emit,
+            still_wanted=lambda: is_active(r, settings, conversation_id, client_message_id),
+        )
+    except AnswerCancelled:
+        emit(DONE, "done", {"cancelled": True, "answer": "", "citations": [], "search": {}})
+        return
+    emit(DONE, "done", {"cancelled": False, **result})

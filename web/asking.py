@@ -1,0 +1,118 @@
+"""Asking from any transport: record the question, enqueue its answer, follow its events."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from kombu.exceptions import OperationalError
+
+from shared import metrics
+from shared.asking import DONE, StartedQuestion, is_terminal_for, start_question
+from shared.conversations import ConversationNotFound
+from shared.eventlog import Event, EventLog
+from shared.task_names import ASSISTANT_ANSWER
+from shared.users import User
+from web.errors import ApiError
+from web.extensions import services
+from web.shutdown import shutting_down
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+
+
+def begin_question(
+    user: User,
+    question: str,
+    window_days: int,
+    conversation_id: str | None,
+    client_message_id: str | None,
+) -> StartedQuestion:
+    """Append the user's turn and enqueue ``assistant.answer`` (unless already answered)."""
+    svc = services()
+    try:
+        started = start_question(
+            svc.redis,
+            svc.settings,
+            user_id=user.id,
+            question=question,
+            window_days=window_days,
+            conversation_id=conversation_id,
+            client_message_id=client_message_id,
+        )
+    except ConversationNotFound as exc:
+        raise ApiError(
+            404, "conversation_not_found", "No such conversation.", field="conversation_id"
+        ) from exc
+    if started.needs_answer:
+        try:
+            svc.celery.send_task(
+                ASSISTANT_ANSWER,
+                kwargs={
+                    "user_id": user.id,
+                    "conversation_id": started.conversation_id,
+                    "client_message_id": started.client_message_id,
+                    "question": question,
+                    "window_days": window_days,
+                },
+                # A question nobody picked up in time is dropped, not answered late.
+                expires=svc.settings.chat_timeout_seconds,
+            )
+        except OperationalError as exc:
+            raise ApiError(
+                503,
+                "queue_unavailable",
+                "The task queue is unreachable; try again.",
+                retry_after=RETRY_AFTER_SECONDS,
+            ) from exc
+    return started
+
+
+def follow(
+    stream: str,
+    after: str,
+    *,
+    until_answered: str | None = None,
+    idle_seconds: float,
+    deadline: float | None = None,
+) -> Iterator[Event | None]:
+    """Yield the stream's events after ``after`` as they arrive.
+
+    Yields ``None`` after each idle interval (time for a keep-alive) and stops
+    after the terminal event of ``until_answered``, at ``deadline``
+    (monotonic seconds) or when this process starts shutting down.
+    """
+    import time
+
+    svc = services()
+    events = EventLog(svc.redis, svc.settings)
+    with svc.relay.listening([stream]) as waiter:
+        while True:
+            for event in events.read(stream, after=after).events:
+                yield event
+                after = event.id
+                if until_answered and is_terminal_for(event, until_answered):
+                    return
+            if shutting_down.is_set():
+                return
+            wait = idle_seconds
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    return
+            if not waiter.wait(wait):
+                yield None
+
+
+def record_answer_metrics(event: Event) -> None:
+    """Count a finished answer's search once, in the process that asked for it."""
+    if event.type != DONE or event.data.get("cancelled"):
+        return
+    search = event.data.get("search") or {}
+    if "window_days" in search:
+        metrics.record_assistant_search(
+            int(search["window_days"]),
+            int(search.get("total_hits", 0)),
+            float(event.data.get("elasticsearch_seconds", 0.0)),
+        )
