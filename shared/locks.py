@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -77,6 +78,30 @@ class RedisLock:
         """Push the expiry out again; False means the lock is lost and work must stop."""
         ttl_ms = self.ttl_ms if ttl_seconds is None else max(1, int(ttl_seconds * 1000))
         return bool(self._extend(keys=[self.key], args=[self.token, ttl_ms]))
+
+    @contextmanager
+    def kept_alive(self) -> Iterator[threading.Event]:
+        """Extend the lock every third of its expiry while the block runs (one long request).
+
+        Yields an event that is set if an extension failed, i.e. the lock was
+        lost: the caller must check it before acting on what it did meanwhile.
+        """
+        lost = threading.Event()
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.ttl_ms / 3000):
+                if not self.extend():
+                    lost.set()
+                    return
+
+        thread = threading.Thread(target=renew, name=f"lock-keepalive:{self.key}", daemon=True)
+        thread.start()
+        try:
+            yield lost
+        finally:
+            done.set()
+            thread.join()
 
     def holder(self) -> str | None:
         """The token currently stored (whoever holds it), for messages."""

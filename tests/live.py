@@ -103,6 +103,8 @@ def parse_sse(lines: list[str]) -> list[dict[str, Any]]:
     for line in lines:
         if line == "":
             if current:
+                # A block with only "retry:" is the reconnect delay, not an event.
+                current.setdefault("event", "retry" if set(current) == {"retry"} else "message")
                 messages.append(current)
                 current = {}
         elif line.startswith(":"):
