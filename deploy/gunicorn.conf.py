@@ -7,6 +7,7 @@ both cooperate with gevent's monkey-patching, which gunicorn applies before
 the app is imported.
 """
 
+import os
 import signal
 
 from shared.settings import Settings
@@ -46,6 +47,8 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
     """Drop a dead worker's metric files so /metrics does not count it forever."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return  # single-process metrics: nothing on disk to clean
     from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
     GunicornInternalPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)

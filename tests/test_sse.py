@@ -213,3 +213,25 @@ def test_sse_pings_while_idle(web, settings, mailbox_user) -> None:
             break
     reader.close()
     assert "ready" in kinds and ":" in kinds
+
+
+def test_sigterm_ends_streams_with_reconnect(session_dir, settings, mailbox_user) -> None:
+    leaving = start_web(session_dir)
+    try:
+        status, _, body = http("POST", f"{leaving.base}/api/chat", {"q": "photos"}, bearer(settings, mailbox_user))
+        conversation_id = json.loads(body)["conversation_id"]
+        reader = SseReader(
+            f"{leaving.base}/api/conversations/{conversation_id}/stream", headers=bearer(settings, mailbox_user)
+        )
+        kinds = []
+        for message in reader.messages():
+            kinds.append(message["event"])
+            if message["event"] == "ready":
+                leaving.process.terminate()
+            if message["event"] == "reconnect":
+                break
+        reader.close()
+        assert kinds[-1] == "reconnect"
+        assert leaving.process.wait(20) == 0
+    finally:
+        leaving.stop()

@@ -254,7 +254,7 @@ class GmailProvider:
         chunks = [fetch[i : i + self.chunk] for i in range(0, len(fetch), self.chunk)]
         if not chunks:
             changes.cursor = final_cursor
-            if not changes.empty and latest != start or changes.deletions or changes.label_updates:
+            if latest != start or changes.deletions or changes.label_updates:
                 yield changes
             return
         if changes.deletions or changes.label_updates:
