@@ -215,7 +215,7 @@ def test_sse_pings_while_idle(web, settings, mailbox_user) -> None:
     assert "ready" in kinds and ":" in kinds
 
 
-def test_sigterm_ends_streams_with_reconnect(session_dir, settings, mailbox_user) -> None:
+def test_sigterm_ends_streams_with_reconnect(session_dir, settings, mailbox_user, celery_worker) -> None:
     leaving = start_web(session_dir)
     try:
         status, _, body = http("POST", f"{leaving.base}/api/chat", {"q": "photos"}, bearer(settings, mailbox_user))
