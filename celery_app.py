@@ -10,14 +10,16 @@ from __future__ import annotations
 from celery import Celery
 from celery.app import trace
 
+from shared.lifecycle import beat_schedule as lifecycle_beat_schedule
 from shared.settings import Settings, get_settings
+from shared.sync_schedule import beat_schedule as mail_beat_schedule
 from shared.task_names import QUEUE_SEARCH, TASK_ROUTES
 
 # Results carry email subjects and snippets: log that a task succeeded, never what it
 # returned (Celery's default message includes the return value).
 trace.LOG_SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"
 
-TASK_MODULES = ["workers.assistant", "workers.mail", "workers.delivery"]
+TASK_MODULES = ["workers.assistant", "workers.mail", "workers.delivery", "workers.index"]
 
 
 def create_celery(settings: Settings | None = None, *, with_tasks: bool = True) -> Celery:
@@ -44,7 +46,15 @@ def create_celery(settings: Settings | None = None, *, with_tasks: bool = True) 
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options={
+            "visibility_timeout": settings.broker_visibility_timeout_seconds,
+            # Sweep for tasks whose worker died every few seconds (the scan is one ZRANGE),
+            # so they are redelivered soon after their visibility timeout, not minutes later.
+            "unacked_restore_interval": min(10, settings.broker_visibility_timeout_seconds),
+            "unacked_restore_throttle": 1,
+            # A worker killed while sweeping must not block the sweep for the default 5 minutes.
+            "unacked_mutex_expire": min(300, settings.broker_visibility_timeout_seconds),
+        },
         result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
         worker_hijack_root_logger=False,
         worker_send_task_events=True,  # Flower shows tasks live
@@ -52,6 +62,9 @@ def create_celery(settings: Settings | None = None, *, with_tasks: bool = True) 
         beat_schedule={},  # sync (issue 5) and rollover/retention (issue 6) add entries here
         timezone="UTC",
     )
+    # Index rollover (hourly) and retention (daily); none when native ILM owns the lifecycle.
+    app.conf.beat_schedule.update(lifecycle_beat_schedule(settings))
+    app.conf.beat_schedule.update(mail_beat_schedule(settings))
     return app
 
 

@@ -129,13 +129,17 @@ class Settings:
             "alias": "CHAT_STREAMING_ENABLED",
         },
     )
-    sse_ping_seconds: float = field(default=15.0, metadata={"doc": "SSE keep-alive comment interval"})
+    sse_ping_seconds: float = field(
+        default=15.0, metadata={"doc": "SSE keep-alive comment interval"}
+    )
     sse_retry_ms: int = field(default=3000, metadata={"doc": "SSE reconnect delay sent as retry:"})
     ws_allowed_origins: str = field(
         default="http://127.0.0.1:8000,http://localhost:8000",
         metadata={"doc": "Comma-separated Origins allowed to open /ws (others get close 1008)"},
     )
-    ws_ping_seconds: float = field(default=30.0, metadata={"doc": "WebSocket application ping interval"})
+    ws_ping_seconds: float = field(
+        default=30.0, metadata={"doc": "WebSocket application ping interval"}
+    )
     ws_pong_timeout_seconds: float = field(
         default=10.0, metadata={"doc": "Close a socket whose pong is this late"}
     )
@@ -170,9 +174,7 @@ class Settings:
     gmail_client_id: str = field(
         default="", metadata={"doc": "Google OAuth client id (web application); empty = no Gmail"}
     )
-    gmail_client_secret: str = field(
-        default="", metadata={"doc": "Google OAuth client secret"}
-    )
+    gmail_client_secret: str = field(default="", metadata={"doc": "Google OAuth client secret"})
     gmail_redirect_uri: str = field(
         default="",
         metadata={"doc": "OAuth redirect URI; empty = this server's /api/accounts/gmail/callback"},
@@ -203,6 +205,10 @@ class Settings:
     )
     upload_max_bytes: int = field(
         default=20 * 1024**3, metadata={"doc": "Largest mbox accepted by POST /api/mail/import"}
+    )
+    broker_visibility_timeout_seconds: int = field(
+        default=3600,
+        metadata={"doc": "A task unacknowledged this long (its worker died) is delivered again"},
     )
     key_prefix: str = field(default="mailchat:", metadata={"doc": "Prefix of every Redis key"})
 

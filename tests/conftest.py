@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,38 +73,9 @@ def settings(
 @pytest.fixture(scope="session")
 def celery_worker(settings: Settings, session_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker subprocess consuming every queue."""
-    from celery_app import create_celery
+    from tests.live import start_worker
 
-    log_path = session_dir / "worker.log"
-    with open(log_path, "ab") as sink:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "celery_app",
-                "worker",
-                "--loglevel=INFO",
-                "--queues=search,sync,maintenance,delivery",
-                "--concurrency=2",
-                f"--hostname=test-{secrets.token_hex(3)}@%h",
-            ],
-            cwd=PROJECT_ROOT,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ),
-        )
-    client = create_celery(settings, with_tasks=False)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"celery worker exited:\n{log_path.read_text()[-3000:]}")
-        if client.control.ping(timeout=0.5):
-            break
-    else:
-        process.kill()
-        raise RuntimeError(f"celery worker not ready:\n{log_path.read_text()[-3000:]}")
+    process = start_worker(settings, session_dir / "worker.log", dict(os.environ))
     yield process
     process.terminate()
     try:
@@ -167,3 +136,28 @@ def pytest_make_collect_report(collector):  # type: ignore[no-untyped-def]
     """The same for whole modules skipped at collection (e.g. a missing corpus)."""
     outcome = yield
     _fail_skips(outcome.get_result())
+
+
+@pytest.fixture(scope="session")
+def dovecot():  # type: ignore[no-untyped-def]
+    """A real Dovecot IMAP server (Debian's dovecot-imapd) on a free port, for the session."""
+    from tests.dovecot import DovecotMissing, start_dovecot
+
+    try:
+        server = start_dovecot()
+    except DovecotMissing as exc:
+        pytest.skip(f"{exc}; install it with: apt-get install dovecot-imapd")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mail_app(settings: Settings):  # type: ignore[no-untyped-def]
+    """The web app with IMAP hosts on loopback allowed (the test Dovecot listens there)."""
+    import dataclasses
+
+    from web import create_app
+
+    flask_app = create_app(dataclasses.replace(settings, imap_allow_private_hosts=True))
+    flask_app.config["TESTING"] = True
+    return flask_app
