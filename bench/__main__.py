@@ -20,6 +20,8 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import realtime
+from bench.mail_sync import bench_mail_sync
 from shared.assistant import parse_question
 from shared.clients import get_elasticsearch, get_redis
 from shared.demo_mailbox import write_mbox
@@ -104,58 +106,37 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} never answered")
 
 
-def bench_chat(settings: Settings, workdir: Path) -> list[float]:
+def bench_web(settings: Settings, workdir: Path, user_id: str) -> tuple[list[float], list[str]]:
+    """Chat round trips over HTTP, then the realtime figures, on one gevent web process."""
     env = settings_environment(settings)
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "celery_app",
-            "worker",
-            "--loglevel=WARNING",
-            "--queues=search,sync,maintenance,delivery",
-            f"--concurrency={settings.worker_concurrency}",
-        ],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=open(workdir / "worker.log", "wb"),
-        stderr=subprocess.STDOUT,
-    )
-    web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config",
-            "deploy/gunicorn.conf.py",
-            "--access-logfile",
-            "/dev/null",
-            "wsgi:app",
-        ],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=open(workdir / "web.log", "wb"),
-        stderr=subprocess.STDOUT,
-    )
+    env["MAILCHAT_WEB_WORKERS"] = "1"  # memory per socket is measured on one process
+    env["MAILCHAT_WS_ALLOWED_ORIGINS"] = f"http://{settings.web_host}:{settings.web_port}"
+    with open(workdir / "worker.log", "wb") as worker_log, open(workdir / "web.log", "wb") as web_log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--loglevel=WARNING",
+             "--queues=search,sync,maintenance,delivery", f"--concurrency={settings.worker_concurrency}"],
+            cwd=PROJECT_ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT,
+        )
+        web = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py",
+             "--access-logfile", "/dev/null", "wsgi:app"],
+            cwd=PROJECT_ROOT, env=env, stdout=web_log, stderr=subprocess.STDOUT,
+        )
     base = f"http://{settings.web_host}:{settings.web_port}"
     try:
         wait_http(f"{base}/healthz")
-        token = post(f"{base}/api/auth/login", {"email": BENCH_EMAIL, "password": BENCH_PASSWORD})[
-            "access_token"
-        ]
+        login = post(f"{base}/api/auth/login", {"email": BENCH_EMAIL, "password": BENCH_PASSWORD})
+        token = login["access_token"]
         for question in QUESTIONS:  # warm up: worker processes, connections, caches
             post(f"{base}/api/chat", {"q": question}, token)
         timings = []
         for round_number in range(CHAT_ROUNDS):
             started = time.perf_counter()
-            answer = post(
-                f"{base}/api/chat", {"q": QUESTIONS[round_number % len(QUESTIONS)]}, token
-            )
+            answer = post(f"{base}/api/chat", {"q": QUESTIONS[round_number % len(QUESTIONS)]}, token)
             timings.append(time.perf_counter() - started)
             assert "answer" in answer
-        return timings
+        lines = realtime.run(settings, base, settings.web_port, web.pid, token, user_id)
+        return timings, lines
     finally:
         for process in (web, worker):
             process.terminate()
@@ -163,6 +144,7 @@ def bench_chat(settings: Settings, workdir: Path) -> list[float]:
 
 
 def main() -> int:
+    realtime.raise_fd_limit()
     with tempfile.TemporaryDirectory(prefix="mailchat-bench-") as tmp:
         workdir = Path(tmp)
         base_settings = Settings.from_env(
@@ -177,7 +159,8 @@ def main() -> int:
             print(f"generated {count} demo emails in {time.perf_counter() - started:.2f}s")
             rate, user_id = bench_import(settings, mbox)
             es_timings = bench_search(settings, user_id)
-            timings = bench_chat(settings, workdir)
+            timings, realtime_lines = bench_web(settings, workdir, user_id)
+            mail_lines = bench_mail_sync(settings, workdir)
         finally:
             for server in servers:
                 server.stop()
@@ -191,6 +174,10 @@ def main() -> int:
         f"chat round trip over {CHAT_ROUNDS} questions: p50 {percentile(timings, 0.5) * 1000:.1f} ms, "
         f"p95 {percentile(timings, 0.95) * 1000:.1f} ms, max {max(timings) * 1000:.1f} ms"
     )
+    for line in realtime_lines:
+        print(line)
+    for line in mail_lines:
+        print(line)
     return 0
 
 

@@ -4,6 +4,11 @@ Every document id is ``<owner id>:<message key>``, so importing the same
 mailbox twice, or retrying a batch after a crash, overwrites instead of
 duplicating. A message that cannot be parsed cleanly is still indexed with
 whatever could be decoded; its problems travel along as ``parse_warnings``.
+
+After a rollover an id may already live in an older index: each batch's
+operations are sent to the concrete index holding their document
+(``shared.lifecycle.placement``), so a re-synced email is updated (or
+deleted, ``delete_documents``) where it is, never copied into the write index.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 from elasticsearch import Elasticsearch, helpers
 
 from shared import metrics
+from shared.lifecycle.placement import indices_behind, locate_in, route_actions
 from shared.mailparse import ParsedEmail, parse_email
 from shared.mbox import iter_mbox
 from shared.settings import Settings
@@ -177,7 +183,7 @@ def import_messages(
             stats.seen += len(batch)
             if in_flight is not None:
                 _settle(stats, *in_flight, on_batch_indexed)
-            in_flight = (sender.submit(_bulk, es, actions), batch[-1])
+            in_flight = (sender.submit(_bulk, es, settings, actions), batch[-1])
         if in_flight is not None:
             _settle(stats, *in_flight, on_batch_indexed)
     if refresh:
@@ -201,8 +207,13 @@ def _action(
     }
 
 
-def _bulk(es: Elasticsearch, actions: list[dict[str, Any]]) -> tuple[int, list[Any]]:
-    ok, errors = helpers.bulk(es, actions, raise_on_error=False, chunk_size=len(actions))
+def _bulk(
+    es: Elasticsearch, settings: Settings, actions: list[dict[str, Any]]
+) -> tuple[int, list[Any]]:
+    routed, cleanup = route_actions(es, settings, actions)
+    ok, errors = helpers.bulk(es, routed, raise_on_error=False, chunk_size=len(routed))
+    if cleanup:
+        helpers.bulk(es, cleanup, raise_on_error=False, chunk_size=len(cleanup))
     return ok, errors if isinstance(errors, list) else []
 
 
@@ -223,6 +234,28 @@ def _settle(
     metrics.EMAILS_INDEXED.inc(ok)
     if on_batch_indexed is not None:
         on_batch_indexed(stats)
+
+
+def delete_documents(
+    es: Elasticsearch, settings: Settings, ids: Iterable[str], *, refresh: bool = False
+) -> int:
+    """Delete documents by id from whichever index behind the alias holds them.
+
+    For mail deleted at the provider: deleting through the alias would only
+    reach the write index. Returns how many documents were deleted.
+    """
+    holders = locate_in(es, indices_behind(es, settings.index_alias), ids)
+    actions = [
+        {"_op_type": "delete", "_index": index, "_id": doc_id}
+        for doc_id, indices in holders.items()
+        for index in indices
+    ]
+    if not actions:
+        return 0
+    ok, errors = helpers.bulk(es, actions, raise_on_error=False, refresh=refresh)
+    for error in errors if isinstance(errors, list) else []:
+        log.error("bulk delete failed: %s", str(error)[:300])
+    return ok
 
 
 def import_mbox(

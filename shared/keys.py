@@ -112,6 +112,18 @@ class RedisKeys:
         """Lock: held while one sync of the account runs, so two never overlap."""
         return f"{self.prefix}account:{account_id}:lock"
 
+    def account_queued(self, account_id: str) -> str:
+        """Flag: a sync of the account is already queued, so bursts enqueue it once."""
+        return f"{self.prefix}account:{account_id}:queued"
+
+    def account_rerun(self, account_id: str) -> str:
+        """Flag: a sync was asked for while one ran; the running one goes round again."""
+        return f"{self.prefix}account:{account_id}:rerun"
+
+    def all_accounts(self) -> str:
+        """Set: every account id, for the scheduled sync of all accounts."""
+        return f"{self.prefix}accounts"
+
     def account_quota(self, account_id: str, window: int) -> str:
         """Counter: Gmail API quota units spent by the account in one minute window."""
         return f"{self.prefix}account:{account_id}:quota:{window}"

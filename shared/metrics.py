@@ -64,6 +64,7 @@ def record_assistant_search(window_days: int, total_hits: int, es_seconds: float
     ASSISTANT_TOOL_QUERIES.labels(window_bucket=window_bucket(window_days), has_hits=has_hits).inc()
     ASSISTANT_ES_DURATION.observe(es_seconds)
 
+
 # Realtime delivery (issue 3). Gauges sum across gunicorn workers in multiprocess mode.
 WS_CONNECTIONS_ACTIVE = Gauge(
     "ws_connections_active", "Open WebSockets.", multiprocess_mode="livesum"
@@ -74,7 +75,9 @@ WS_CONNECTION_DURATION = Histogram(
     buckets=(1, 5, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600),
 )
 WS_CLOSES = Counter("ws_closes_total", "WebSocket closes by code and reason.", ["code", "reason"])
-WS_FRAMES_SENT = Counter("ws_frames_sent_total", "Frames sent to WebSockets, by event type.", ["event"])
+WS_FRAMES_SENT = Counter(
+    "ws_frames_sent_total", "Frames sent to WebSockets, by event type.", ["event"]
+)
 WS_RECONNECT_ADVICE = Counter(
     "ws_reconnect_advice_total", "Advice frames telling clients to reconnect, by why.", ["why"]
 )
@@ -116,8 +119,22 @@ MAIL_SYNC_BACKOFFS = Counter(
 
 # Event types are a fixed vocabulary; anything else is counted as "other".
 KNOWN_FRAME_TYPES = frozenset(
-    {"question", "search", "hits", "delta", "done", "error", "ready", "reset", "pong", "ping",
-     "advice", "notification", "sync.progress", "sync.done"}
+    {
+        "question",
+        "search",
+        "hits",
+        "delta",
+        "done",
+        "error",
+        "ready",
+        "reset",
+        "pong",
+        "ping",
+        "advice",
+        "notification",
+        "sync.progress",
+        "sync.done",
+    }
 )
 
 

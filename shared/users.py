@@ -3,6 +3,10 @@
 Users live in Redis (a hash per user plus an email → id index) with argon2id
 password hashes. Access tokens are short-lived JWTs (HS256, pinned on
 decode) that carry the user id; every owner filter starts from that id.
+
+Tokens also carry the user's ``token_version`` (claim ``ver``), checked on
+every verification: ``revoke_tokens`` bumps it (delete-my-data does), and a
+deleted user's tokens fail too, so a stateless token cannot outlive its data.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import redis
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from shared.clients import get_redis
 from shared.keys import RedisKeys
 from shared.settings import Settings
 
@@ -44,6 +49,7 @@ class TokenError(ValueError):
 class User:
     id: str
     email: str
+    token_version: int = 0
 
 
 def normalise_email(email: str) -> str:
@@ -76,7 +82,10 @@ def create_user(r: redis.Redis, settings: Settings, email: str, password: str) -
 def find_user(r: redis.Redis, settings: Settings, email: str) -> User | None:
     keys = RedisKeys(settings.key_prefix)
     user_id = r.get(keys.user_by_email(normalise_email(email)))
-    return User(str(user_id), normalise_email(email)) if user_id else None
+    if not user_id:
+        return None
+    version = r.hget(keys.user(str(user_id)), "token_version")
+    return User(str(user_id), normalise_email(email), int(version or 0))
 
 
 def ensure_user(r: redis.Redis, settings: Settings, email: str, password: str) -> User:
@@ -105,12 +114,27 @@ def issue_token(settings: Settings, user: User, now: float | None = None) -> str
         "aud": TOKEN_AUDIENCE,
         "iat": issued,
         "exp": issued + settings.access_token_ttl_seconds,
+        "ver": user.token_version,
     }
     return jwt.encode(claims, settings.secret_key, algorithm=TOKEN_ALGORITHM)
 
 
-def verify_token(settings: Settings, token: str) -> User:
-    """The user a token was issued to; raises TokenError for anything else."""
+def revoke_tokens(r: redis.Redis, settings: Settings, user_id: str) -> int:
+    """Invalidate every access token issued to the user so far; returns the new version."""
+    key = RedisKeys(settings.key_prefix).user(user_id)
+    if not r.exists(key):
+        return 0
+    version = int(r.hincrby(key, "token_version", 1))
+    log.info("revoked the access tokens of %s (now version %d)", user_id, version)
+    return version
+
+
+def verify_token(settings: Settings, token: str, r: redis.Redis | None = None) -> User:
+    """The user a token was issued to; raises TokenError for anything else.
+
+    Besides the signature and expiry, the token's version must still be the
+    user's (one Redis read; ``r`` defaults to the process's client).
+    """
     try:
         claims = jwt.decode(
             token,
@@ -123,4 +147,13 @@ def verify_token(settings: Settings, token: str) -> User:
         raise TokenError("access token expired") from exc
     except jwt.PyJWTError as exc:
         raise TokenError("invalid access token") from exc
-    return User(str(claims["sub"]), str(claims.get("email", "")))
+    user = User(str(claims["sub"]), str(claims.get("email", "")), int(claims.get("ver", 0)))
+    client = r if r is not None else get_redis(settings)
+    email, version = client.hmget(
+        RedisKeys(settings.key_prefix).user(user.id), ["email", "token_version"]
+    )
+    if email is None:
+        raise TokenError("this account no longer exists")
+    if int(version or 0) != user.token_version:
+        raise TokenError("access token revoked; log in again")
+    return user

@@ -136,6 +136,8 @@ def dovecot_binary() -> str:
 def start_dovecot(timeout: float = 30.0) -> Dovecot:
     """Start Dovecot on a free loopback port with a fresh Maildir root."""
     binary = dovecot_binary()
+    if os.geteuid() != 0:
+        raise DovecotMissing("the test Dovecot drops to the 'mail' user, so it must start as root")
     # Not under pytest's tmp_path: that is private to root, and Dovecot's
     # mail processes run as ``mail`` and must reach their Maildirs.
     root = Path(tempfile.mkdtemp(prefix="mailchat-dovecot-"))

@@ -19,7 +19,21 @@ def create_app(settings: Settings | None = None) -> Flask:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from web import auth, chat, cli, conversations, errors, extensions, health, metrics, sse, ws
+    from web import (
+        accounts,
+        auth,
+        chat,
+        cli,
+        conversations,
+        errors,
+        extensions,
+        health,
+        mail_upload,
+        me,
+        metrics,
+        sse,
+        ws,
+    )
 
     extensions.init_services(app, settings)
     errors.register_error_handlers(app)
@@ -29,6 +43,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(conversations.bp)
     ws.init_websocket(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(me.bp)
+    app.register_blueprint(accounts.bp)
+    app.register_blueprint(mail_upload.bp)
     cli.init_cli(app)
     metrics.init_metrics(app)
     return app

@@ -1,4 +1,4 @@
-"""``flask --app wsgi ...`` commands: index bootstrap, mailbox import, users.
+"""``flask --app wsgi ...`` commands: index bootstrap and lifecycle, mailbox import, users.
 
 They call ``shared/`` directly (no worker needed), so they work on a fresh
 machine before anything else runs.
@@ -14,8 +14,11 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from shared import lifecycle
 from shared.importer import import_mbox
 from shared.index import bootstrap
+from shared.lifecycle.policy import LifecycleError
+from shared.userdata import delete_user_data
 from shared.users import UserError, create_user, find_user
 from web.extensions import services
 
@@ -30,6 +33,85 @@ def index_bootstrap() -> None:
     svc = services()
     for action in bootstrap(svc.elasticsearch, svc.settings):
         click.echo(action)
+
+
+def _lifecycle_output(result: dict[str, object], as_json: bool, lines: list[str]) -> None:
+    click.echo(json.dumps(result, indent=2) if as_json else "\n".join(lines))
+
+
+@index_cli.command("rollover")
+@click.option("--dry-run", is_flag=True, help="Print conditions, current values and the plan.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def index_rollover(dry_run: bool, as_json: bool) -> None:
+    """Roll the write alias over if its write index is due (what beat runs hourly)."""
+    svc = services()
+    try:
+        result = lifecycle.rollover(
+            svc.elasticsearch, svc.redis, svc.settings, dry_run=dry_run, owner="cli"
+        )
+    except LifecycleError as exc:
+        raise click.ClickException(str(exc)) from exc
+    lines = [f"alias {result.alias}, write index {result.write_index}"]
+    for name, limit in result.conditions.items():
+        current = result.current.get("age" if name == "max_age" else "largest_primary_shard")
+        state = "met" if result.met.get(name) else "not met"
+        lines.append(f"  {name} {limit}: current {current} -> {state}")
+    if result.current:
+        lines.append(f"  documents: {result.current.get('docs')}")
+    lines.append(("dry run: " if dry_run else "") + f"{result.outcome}: {result.message}")
+    _lifecycle_output(result.as_dict(), as_json, lines)
+
+
+@index_cli.command("retention")
+@click.option("--dry-run", is_flag=True, help="Print which indices would be deleted and why.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def index_retention(dry_run: bool, as_json: bool) -> None:
+    """Delete indices rolled over more than MAILCHAT_RETENTION_DAYS ago (beat runs it daily)."""
+    svc = services()
+    try:
+        result = lifecycle.retention(
+            svc.elasticsearch, svc.redis, svc.settings, dry_run=dry_run, owner="cli"
+        )
+    except LifecycleError as exc:
+        raise click.ClickException(str(exc)) from exc
+    lines = [f"alias {result.alias}, retention {result.retention_days} days"]
+    verb = "would delete" if dry_run else "deleted"
+    for entry in result.deleted:
+        lines.append(f"  {verb} {entry['name']}: rolled over {entry['rolled_over_at']}")
+    for entry in result.kept:
+        lines.append(f"  keep {entry['name']} until {entry['delete_after']}")
+    lines.append(("dry run: " if dry_run else "") + f"{result.outcome}: {result.message}")
+    _lifecycle_output(result.as_dict(), as_json, lines)
+
+
+@index_cli.command("status")
+def index_status() -> None:
+    """Print the alias, its write index and every index behind it, as JSON."""
+    svc = services()
+    try:
+        found = lifecycle.status(svc.elasticsearch, svc.redis, svc.settings)
+    except LifecycleError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(found, indent=2))
+
+
+@index_cli.command("migrate")
+@click.option("--dry-run", is_flag=True, help="Print which indices would move.")
+def index_migrate(dry_run: bool) -> None:
+    """Reindex every index behind the alias into the current template version."""
+    svc = services()
+    try:
+        result = lifecycle.migrate(
+            svc.elasticsearch,
+            svc.redis,
+            svc.settings,
+            dry_run=dry_run,
+            owner="cli",
+            on_step=lambda step, index: click.echo(f"{step} {index}", err=True),
+        )
+    except LifecycleError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(result.as_dict(), indent=2))
 
 
 @mail_cli.command("import-mbox")
@@ -62,6 +144,25 @@ def users_create(email: str) -> None:
     except UserError as exc:
         raise click.UsageError(str(exc)) from exc
     click.echo(f"created {user.email} ({user.id})")
+
+
+@users_cli.command("delete-data")
+@click.argument("email")
+@click.option("--delete-user", is_flag=True, help="Also delete the login itself.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def users_delete_data(email: str, delete_user: bool, yes: bool) -> None:
+    """Delete a user's mail, conversations, logs, accounts and tokens; prints the counts."""
+    svc = services()
+    user = find_user(svc.redis, svc.settings, email)
+    if user is None:
+        raise click.UsageError(f"no user {email}")
+    what = "all data and the login" if delete_user else "all data (the login stays)"
+    if not yes:
+        click.confirm(f"Delete {what} of {user.email} ({user.id})?", abort=True)
+    report = delete_user_data(
+        svc.elasticsearch, svc.redis, svc.settings, user.id, delete_user=delete_user
+    )
+    click.echo(json.dumps(report.as_dict()))
 
 
 def init_cli(app: Flask) -> None:

@@ -33,6 +33,8 @@ from shared import metrics
 from shared.index import META_KEY, index_meta
 from shared.keys import RedisKeys
 from shared.lifecycle.policy import (
+    OWNER_MAILCHAT,
+    OWNERS,
     LifecycleError,
     Policy,
     format_duration,
@@ -124,6 +126,18 @@ def last_runs(r: redis.Redis, settings: Settings) -> dict[str, Any]:
     return {str(job): json.loads(value) for job, value in r.hgetall(key).items()}
 
 
+def _policy(r: redis.Redis, settings: Settings, job: str, dry_run: bool) -> Policy:
+    """The policy from settings; a setting it cannot read is a failed run, counted and raised."""
+    try:
+        return Policy.from_settings(settings)
+    except LifecycleError as exc:
+        if not dry_run:
+            if job == INDEX_ROLLOVER:
+                metrics.INDEX_ROLLOVERS.labels(outcome="failed").inc()
+            record_run(r, settings, job, "failed", str(exc))
+        raise
+
+
 def server_template_version(es: Elasticsearch, settings: Settings) -> int:
     """The version of the template new indices are built from (the server's, not the code's)."""
     try:
@@ -136,9 +150,7 @@ def server_template_version(es: Elasticsearch, settings: Settings) -> int:
     return int(found[0]["index_template"].get("version") or 1)
 
 
-def _finish_rollover(
-    r: redis.Redis, settings: Settings, result: RolloverResult
-) -> RolloverResult:
+def _finish_rollover(r: redis.Redis, settings: Settings, result: RolloverResult) -> RolloverResult:
     if not result.dry_run:
         metrics.INDEX_ROLLOVERS.labels(outcome=result.outcome).inc()
         record_run(r, settings, INDEX_ROLLOVER, result.outcome, result.message)
@@ -160,9 +172,9 @@ def rollover(
     Raises ``LifecycleError`` (after counting outcome ``failed``) when the
     alias is missing, unmarked or otherwise unsafe to act on.
     """
-    policy = Policy.from_settings(settings)
     now = now or datetime.now(UTC)
     alias = settings.index_alias
+    policy = _policy(r, settings, INDEX_ROLLOVER, dry_run)
     if not policy.runs_here:
         return _finish_rollover(
             r,
@@ -231,12 +243,12 @@ def _evaluate(state: AliasState, policy: Policy, now: datetime, dry_run: bool) -
         },
         met=met,
     )
-    if write.docs == 0:
-        result.outcome = "empty"
-        result.message = f"{write.name} holds no documents; an empty write index is never rolled"
-    elif not any(met.values()):
+    if not any(met.values()):
         result.outcome = "not_due"
         result.message = f"{write.name} meets no condition yet; nothing to do"
+    elif write.docs == 0:
+        result.outcome = "empty"
+        result.message = f"{write.name} holds no documents; an empty write index is never rolled"
     return result
 
 
@@ -249,10 +261,28 @@ def _roll(
     now: datetime,
 ) -> None:
     assert result.new_index is not None
+    outcome = roll_write_index(es, settings, write, result.new_index, version, now)
+    result.outcome = "not_due" if outcome == "raced" else outcome
+    result.message = {
+        "rolled_over": f"rolled {write.name} over to {result.new_index}",
+        "empty": f"the server found {write.name} empty at rollover time; nothing done",
+        "raced": f"another run already rolled {write.name} over; nothing done",
+    }[outcome]
+
+
+def roll_write_index(
+    es: Elasticsearch,
+    settings: Settings,
+    write: IndexInfo,
+    new_index: str,
+    version: int,
+    now: datetime,
+) -> str:
+    """One rollover request to a named target; returns rolled_over, empty or raced."""
     try:
         response = es.indices.rollover(
             alias=settings.index_alias,
-            new_index=result.new_index,
+            new_index=new_index,
             conditions=SERVER_CONDITIONS,
             # The new index's stamp travels in the rollover request itself: its creation
             # time and its predecessor's rollover time are recorded atomically with it.
@@ -261,21 +291,16 @@ def _roll(
     except BadRequestError as exc:
         if exc.error != "resource_already_exists_exception":
             raise
-        _explain_existing_target(es, settings, write, result.new_index)
-        result.outcome = "not_due"
-        result.message = f"another run already rolled {write.name} over; nothing done"
-        return
+        _explain_existing_target(es, settings, write, new_index)
+        return "raced"
     if not response.get("rolled_over"):
-        result.outcome = "empty"
-        result.message = f"the server found {write.name} empty at rollover time; nothing done"
-        return
+        return "empty"
     stamp = {**write.stamp, "rolled_over_at": now.astimezone(UTC).isoformat()}
     try:
         es.indices.put_mapping(index=write.name, meta={META_KEY: stamp})
     except Exception as exc:  # the successor's rolled_over_from stamp still dates it
         log.warning("could not stamp rolled_over_at on %s: %r", write.name, exc)
-    result.outcome = "rolled_over"
-    result.message = f"rolled {write.name} over to {result.new_index}"
+    return "rolled_over"
 
 
 def _explain_existing_target(
@@ -306,9 +331,9 @@ def retention(
     owner: str = "manual",
 ) -> RetentionResult:
     """Delete the non-write indices behind the alias rolled over more than retention ago."""
-    policy = Policy.from_settings(settings)
     now = now or datetime.now(UTC)
     alias = settings.index_alias
+    policy = _policy(r, settings, INDEX_RETENTION, dry_run)
     retention_days = policy.retention.days
     if not policy.runs_here:
         return _finish_retention(
@@ -400,10 +425,15 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 
     Plain data (no Celery import): ``celery_app`` merges it into ``beat_schedule``.
     A run that waited longer than its interval in the queue expires instead of
-    piling up behind the next one.
+    piling up behind the next one. Only the owner is checked here (every process
+    builds this); the other lifecycle settings fail the job that reads them.
     """
-    policy = Policy.from_settings(settings)
-    if not policy.runs_here:
+    if settings.lifecycle_owner not in OWNERS:
+        raise LifecycleError(
+            f"MAILCHAT_LIFECYCLE_OWNER={settings.lifecycle_owner!r} must be one of "
+            f"{', '.join(OWNERS)}"
+        )
+    if settings.lifecycle_owner != OWNER_MAILCHAT:
         return {}
     return {
         INDEX_ROLLOVER: {

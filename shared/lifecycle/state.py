@@ -149,7 +149,7 @@ def read_state(
     """
     alias = settings.index_alias
     try:
-        described = es.indices.get(index=alias, features="aliases,mappings,settings").body
+        described = es.indices.get(index=alias).body
     except NotFoundError as exc:
         raise LifecycleError(f"alias {alias} does not exist; {_bootstrap_hint(alias)}") from exc
     if alias in described:
@@ -278,7 +278,7 @@ def _newest_received_at(es: Elasticsearch, index: str) -> datetime | None:
         index=index,
         size=1,
         sort=[{"received_at": {"order": "desc", "unmapped_type": "date"}}],
-        source=["received_at"],
+        source_includes=["received_at"],
         query={"exists": {"field": "received_at"}},
     )
     hits = response["hits"]["hits"]

@@ -120,7 +120,9 @@ class GmailProvider:
     def names(self) -> dict[str, str]:
         if self._names is None:
             listed = self.api.call("users.labels.list", self.api.users.labels().list(userId="me"))
-            self._names = {item["id"]: item.get("name", item["id"]) for item in listed.get("labels", [])}
+            self._names = {
+                item["id"]: item.get("name", item["id"]) for item in listed.get("labels", [])
+            }
         return self._names
 
     # -- full sync -----------------------------------------------------------------------
@@ -214,9 +216,7 @@ class GmailProvider:
             if page_token:
                 params["pageToken"] = page_token
             try:
-                page = self.api.call(
-                    "users.history.list", self.api.users.history().list(**params)
-                )
+                page = self.api.call("users.history.list", self.api.users.history().list(**params))
             except HttpError as exc:
                 if int(exc.resp.status) == 404:
                     raise HistoryExpired(start) from exc
@@ -230,7 +230,7 @@ class GmailProvider:
     def _incremental(self, start: str) -> Iterator[SyncBatch]:
         records, latest = self._history(start)
         fetch, deletes, labels, label_fetch = net_changes(records)
-        final_cursor = {CURSOR_FIELD: json.dumps({"history_id": latest})}
+        final_cursor: dict[str, str | None] = {CURSOR_FIELD: json.dumps({"history_id": latest})}
         if label_fetch:  # label changes whose records did not carry the label set
             for i in range(0, len(label_fetch), MAX_BATCH):
                 got = self.api.get_many(label_fetch[i : i + MAX_BATCH], fmt="minimal")
@@ -273,6 +273,7 @@ class GmailProvider:
         batch = SyncBatch()
         if not ids:
             return batch
+        names = self.names()
         got = self.api.get_many(ids)
         for message_id in ids:
             message = got.get(message_id)
@@ -288,7 +289,7 @@ class GmailProvider:
             batch.messages.append(
                 ProviderMessage(
                     raw=decode_raw(message.get("raw", "")),
-                    labels=tuple(label_names(label_ids, self.names())),
+                    labels=tuple(label_names(label_ids, names)),
                     thread_id=message.get("threadId"),
                     fallback_date=datetime.fromtimestamp(internal_ms / 1000, UTC)
                     if internal_ms

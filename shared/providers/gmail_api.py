@@ -38,6 +38,7 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 SCOPE = "https://www.googleapis.com/auth/gmail.readonly"
+IMAP_SCOPE = "https://mail.google.com/"  # what Gmail's IMAP accepts for XOAUTH2
 AUTH_URI = "https://accounts.google.com/o/oauth2/v2/auth"
 TOKEN_URI = "https://oauth2.googleapis.com/token"
 MAX_BATCH = 50  # Google advises at most 50 calls per Gmail batch request
@@ -110,6 +111,7 @@ def credentials(
     refresh_token: str,
     token: str | None = None,
     expiry: datetime | None = None,
+    scopes: list[str] | None = None,
 ) -> Credentials:
     """OAuth credentials that refresh themselves from the stored refresh token."""
     return Credentials(
@@ -118,7 +120,7 @@ def credentials(
         token_uri=TOKEN_URI,
         client_id=settings.gmail_client_id,
         client_secret=settings.gmail_client_secret,
-        scopes=[SCOPE],
+        scopes=scopes or [SCOPE],
         expiry=expiry,
     )
 
@@ -192,9 +194,7 @@ class GmailApi:
         max_retries: int = 6,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.service = build(
-            "gmail", "v1", http=http, static_discovery=True, cache_discovery=False
-        )
+        self.service = build("gmail", "v1", http=http, static_discovery=True, cache_discovery=False)
         self.users = self.service.users()
         self.budget = budget
         self.max_retries = max_retries
@@ -240,17 +240,16 @@ class GmailApi:
             raise ValueError(f"at most {MAX_BATCH} messages per batch")
         results: dict[str, dict[str, Any] | None] = {}
         pending = list(ids)
+        failures: dict[str, BaseException] = {}
         for attempt in range(self.max_retries + 1):
-            failures: dict[str, BaseException] = {}
+            failures.clear()
 
             def collect(request_id: str, response: Any, exception: BaseException | None) -> None:
                 if exception is None:
                     results[request_id] = response
                     metrics.GMAIL_API_REQUESTS.labels(method="messages.get", status="200").inc()
                     return
-                status = (
-                    str(exception.resp.status) if isinstance(exception, HttpError) else "error"
-                )
+                status = str(exception.resp.status) if isinstance(exception, HttpError) else "error"
                 metrics.GMAIL_API_REQUESTS.labels(method="messages.get", status=status).inc()
                 if isinstance(exception, HttpError) and int(exception.resp.status) == 404:
                     results[request_id] = None
@@ -269,7 +268,8 @@ class GmailApi:
                 batch.execute()
             except Exception as exc:
                 metrics.GMAIL_API_REQUESTS.labels(
-                    method="batch", status=str(exc.resp.status) if isinstance(exc, HttpError) else "error"
+                    method="batch",
+                    status=str(exc.resp.status) if isinstance(exc, HttpError) else "error",
                 ).inc()
                 reason, retry_after = classify(exc)
                 if reason is None or attempt == self.max_retries:
@@ -289,3 +289,23 @@ class GmailApi:
             self._backoff(attempt, *worst)
             pending = list(failures)
         raise AssertionError("unreachable")
+
+
+def profile(creds: Credentials, transport: Any) -> dict[str, Any]:
+    """``users.getProfile`` right after connecting (1 unit; no account, so no budget yet)."""
+    service = build(
+        "gmail",
+        "v1",
+        http=AuthorizedHttp(creds, http=transport),
+        static_discovery=True,
+        cache_discovery=False,
+    )
+    try:
+        result: dict[str, Any] = service.users().getProfile(userId="me").execute(num_retries=2)
+    except (HttpError, RefreshError) as exc:
+        metrics.GMAIL_API_REQUESTS.labels(
+            method="getProfile", status=str(getattr(getattr(exc, "resp", None), "status", "error"))
+        ).inc()
+        raise OAuthError(f"Gmail did not answer for the new account: {exc}") from exc
+    metrics.GMAIL_API_REQUESTS.labels(method="getProfile", status="200").inc()
+    return result

@@ -24,7 +24,7 @@ import json
 import logging
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +32,7 @@ from typing import Any
 import redis
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
+from redis.client import Pipeline
 
 from shared import metrics
 from shared.importer import ProviderMessage
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 CURSOR_PREFIX = "imap:"
 TLS_MODES = ("ssl", "starttls", "none")
+FLAG_CHUNK = 1000
 SKIPPED_FOLDER_FLAGS = {b"\\Noselect", b"\\NonExistent", b"\\Junk", b"\\Trash"}
 GMAIL_LABELS = {
     "\\Inbox": "Inbox",
@@ -185,9 +187,7 @@ class ImapProvider:
         self.account_id = account_id
         self.config = config
         self.secret = secret
-        self.cursor = {
-            k: json.loads(v) for k, v in cursor.items() if k.startswith(CURSOR_PREFIX)
-        }
+        self.cursor = {k: json.loads(v) for k, v in cursor.items() if k.startswith(CURSOR_PREFIX)}
         self.chunk = max(1, settings.sync_batch_size)
         self.client: IMAPClient | None = None
         self.gmail = False
@@ -236,7 +236,9 @@ class ImapProvider:
 
     # -- one folder ----------------------------------------------------------------------
 
-    def _folder(self, client: IMAPClient, name: str, flags: tuple[bytes, ...]) -> Iterator[SyncBatch]:
+    def _folder(
+        self, client: IMAPClient, name: str, flags: tuple[bytes, ...]
+    ) -> Iterator[SyncBatch]:
         field = CURSOR_PREFIX + digest(name)
         info = client.select_folder(name, readonly=True)
         uidvalidity = int(info[b"UIDVALIDITY"])
@@ -274,7 +276,7 @@ class ImapProvider:
         batch = SyncBatch()
         if last_uid <= 0:
             return batch
-        known = {int(uid): key for uid, key in self.redis.hgetall(uid_map).items()}
+        known = {int(uid): str(key) for uid, key in self.redis.hgetall(uid_map).items()}
         present = set(client.search(["UID", f"1:{last_uid}"]))
         gone = [uid for uid in known if uid not in present]
         still_here = {key for uid, key in known.items() if uid in present}
@@ -283,18 +285,23 @@ class ImapProvider:
         }
         if self.condstore and modseq:
             items = ["FLAGS", *(["X-GM-LABELS"] if self.gmail else [])]
-            changed = client.fetch(
-                f"1:{last_uid}", items, modifiers=[f"CHANGEDSINCE {int(modseq)}"]
-            )
-            for uid, data in changed.items():
-                if uid in known and uid in present:
+            synced = sorted(uid for uid in known if uid in present)
+            # imapclient keeps only the responses for the uids asked about, so ask in
+            # lists (chunked to keep command lines short) rather than as one range.
+            for start in range(0, len(synced), FLAG_CHUNK):
+                changed = client.fetch(
+                    synced[start : start + FLAG_CHUNK],
+                    items,
+                    modifiers=[f"CHANGEDSINCE {int(modseq)}"],
+                )
+                for uid, data in changed.items():
                     updated[known[uid]] = folder_labels(
                         name, flags, tuple(data.get(b"FLAGS", ())), data.get(b"X-GM-LABELS")
                     )
         if updated:
             self._apply_membership(batch, name, updated)
         if gone:
-            batch.redis_ops.append(lambda pipe, m=uid_map, g=gone: pipe.hdel(m, *g))
+            batch.redis_ops.append(_hdel(uid_map, [str(uid) for uid in gone]))
         return batch
 
     def _apply_membership(
@@ -312,7 +319,9 @@ class ImapProvider:
                 members[folder] = labels
             if members:
                 batch.members[key] = json.dumps(members, sort_keys=True)
-                batch.label_updates[key] = sorted({lab for labs in members.values() for lab in labs})
+                batch.label_updates[key] = sorted(
+                    {lab for labs in members.values() for lab in labs}
+                )
             else:
                 batch.members[key] = None
                 batch.deletions.append(key)
@@ -347,7 +356,9 @@ class ImapProvider:
             when = data.get(b"INTERNALDATE")
             if isinstance(when, datetime) and when.tzinfo is None:
                 when = when.replace(tzinfo=UTC)
-            rows.append((uid, raw, key, labels, thread, when if isinstance(when, datetime) else None))
+            rows.append(
+                (uid, raw, key, labels, thread, when if isinstance(when, datetime) else None)
+            )
         stored = self.redis.hmget(self.keys.account_messages(self.account_id), [r[2] for r in rows])
         mapping: dict[int, str] = {}
         for (uid, raw, key, labels, thread, when), value in zip(rows, stored, strict=True):
@@ -367,7 +378,7 @@ class ImapProvider:
             batch.members[key] = json.dumps(members, sort_keys=True)
             mapping[uid] = key
         if mapping:
-            batch.redis_ops.append(lambda pipe, m=uid_map, v=mapping: pipe.hset(m, mapping=v))
+            batch.redis_ops.append(_hset(uid_map, mapping))
         return batch
 
     def _reread(
@@ -393,7 +404,12 @@ class ImapProvider:
         if resync:
             log.info("account %s: UIDVALIDITY of %s changed, re-reading it", self.account_id, name)
         seen: set[str] = set()
-        state = {"folder": name, "uidvalidity": uidvalidity, "last_uid": 0, "modseq": modseq}
+        state: dict[str, Any] = {
+            "folder": name,
+            "uidvalidity": uidvalidity,
+            "last_uid": 0,
+            "modseq": modseq,
+        }
         chunks = [uids[i : i + self.chunk] for i in range(0, len(uids), self.chunk)] or [[]]
         for number, chunk in enumerate(chunks):
             batch = self._fetch(client, name, flags, chunk, uid_map) if chunk else SyncBatch()
@@ -406,10 +422,10 @@ class ImapProvider:
                 old_map = self.keys.account_folder_uids(
                     self.account_id, digest(name), int(stored["uidvalidity"])
                 )
-                dropped = {key for key in self.redis.hvals(old_map) if key not in seen}
+                dropped = {str(key) for key in self.redis.hvals(old_map)} - seen
                 if dropped:
                     self._apply_membership(batch, name, dict.fromkeys(dropped))
-                batch.redis_ops.append(lambda pipe, m=old_map: pipe.delete(m))
+                batch.redis_ops.append(_delete(old_map))
             if not resync or last:
                 batch.cursor[field] = json.dumps(state)
             yield batch
@@ -421,9 +437,22 @@ class ImapProvider:
             self.account_id, digest(name), int(state["uidvalidity"])
         )
         batch = SyncBatch(note=f"folder {name} is gone")
-        keys = set(self.redis.hvals(uid_map))
+        keys = {str(key) for key in self.redis.hvals(uid_map)}
         if keys:
             self._apply_membership(batch, name, dict.fromkeys(keys))
-        batch.redis_ops.append(lambda pipe, m=uid_map: pipe.delete(m))
+        batch.redis_ops.append(_delete(uid_map))
         batch.cursor[field] = None
         return batch
+
+
+def _hset(key: str, mapping: dict[int, str]) -> Callable[[Pipeline], Any]:
+    fields: dict[Any, Any] = dict(mapping)
+    return lambda pipe: pipe.hset(key, mapping=fields)
+
+
+def _hdel(key: str, fields: list[str]) -> Callable[[Pipeline], Any]:
+    return lambda pipe: pipe.hdel(key, *fields)
+
+
+def _delete(key: str) -> Callable[[Pipeline], Any]:
+    return lambda pipe: pipe.delete(key)

@@ -29,7 +29,13 @@ _MAGIC = (
     (b"7z\xbc\xaf", "it is a 7-Zip archive: unpack it and upload the .mbox"),
     (b"%PDF", "it is a PDF, not a mailbox"),
 )
-_SINGLE_MESSAGE_HEADERS = (b"return-path:", b"received:", b"delivered-to:", b"from:", b"message-id:")
+_SINGLE_MESSAGE_HEADERS = (
+    b"return-path:",
+    b"received:",
+    b"delivered-to:",
+    b"from:",
+    b"message-id:",
+)
 
 
 class NotAnMbox(ValueError):
