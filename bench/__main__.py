@@ -111,16 +111,42 @@ def bench_web(settings: Settings, workdir: Path, user_id: str) -> tuple[list[flo
     env = settings_environment(settings)
     env["MAILCHAT_WEB_WORKERS"] = "1"  # memory per socket is measured on one process
     env["MAILCHAT_WS_ALLOWED_ORIGINS"] = f"http://{settings.web_host}:{settings.web_port}"
-    with open(workdir / "worker.log", "wb") as worker_log, open(workdir / "web.log", "wb") as web_log:
+    with (
+        open(workdir / "worker.log", "wb") as worker_log,
+        open(workdir / "web.log", "wb") as web_log,
+    ):
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--loglevel=WARNING",
-             "--queues=search,sync,maintenance,delivery", f"--concurrency={settings.worker_concurrency}"],
-            cwd=PROJECT_ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "celery_app",
+                "worker",
+                "--loglevel=WARNING",
+                "--queues=search,sync,maintenance,delivery",
+                f"--concurrency={settings.worker_concurrency}",
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=worker_log,
+            stderr=subprocess.STDOUT,
         )
         web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py",
-             "--access-logfile", "/dev/null", "wsgi:app"],
-            cwd=PROJECT_ROOT, env=env, stdout=web_log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                "deploy/gunicorn.conf.py",
+                "--access-logfile",
+                "/dev/null",
+                "wsgi:app",
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=web_log,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://{settings.web_host}:{settings.web_port}"
     try:
@@ -132,7 +158,9 @@ def bench_web(settings: Settings, workdir: Path, user_id: str) -> tuple[list[flo
         timings = []
         for round_number in range(CHAT_ROUNDS):
             started = time.perf_counter()
-            answer = post(f"{base}/api/chat", {"q": QUESTIONS[round_number % len(QUESTIONS)]}, token)
+            answer = post(
+                f"{base}/api/chat", {"q": QUESTIONS[round_number % len(QUESTIONS)]}, token
+            )
             timings.append(time.perf_counter() - started)
             assert "answer" in answer
         lines = realtime.run(settings, base, settings.web_port, web.pid, token, user_id)

@@ -106,7 +106,10 @@ class RawSocket:
                 offset = 10
             if len(self.buffer) < offset + length:
                 return
-            payload, self.buffer = self.buffer[offset : offset + length], self.buffer[offset + length :]
+            payload, self.buffer = (
+                self.buffer[offset : offset + length],
+                self.buffer[offset + length :],
+            )
             if opcode == 0x1:
                 yield json.loads(payload)
 
@@ -205,12 +208,20 @@ def fanout(settings: Settings, sockets: list[RawSocket], user_id: str) -> tuple[
     expected = len(sockets) * FANOUT_EVENTS
     counted: list[int] = []
     reader = threading.Thread(
-        target=lambda: (counted.append(pump(sockets, on_frame, expected=expected, timeout=300)), done.set())
+        target=lambda: (
+            counted.append(pump(sockets, on_frame, expected=expected, timeout=300)),
+            done.set(),
+        )
     )
     reader.start()
     started = time.perf_counter()
     for number in range(FANOUT_EVENTS):
-        events.append(stream, "bench", {"sent_at": time.time()}, dedup_key=f"bench:{number}:{secrets.token_hex(3)}")
+        events.append(
+            stream,
+            "bench",
+            {"sent_at": time.time()},
+            dedup_key=f"bench:{number}:{secrets.token_hex(3)}",
+        )
         time.sleep(0.01)
     done.wait(320)
     elapsed = time.perf_counter() - started
@@ -220,7 +231,9 @@ def fanout(settings: Settings, sockets: list[RawSocket], user_id: str) -> tuple[
     return expected / elapsed, percentile(latencies, 0.99)
 
 
-def run(settings: Settings, base: str, port: int, master_pid: int, token: str, user_id: str) -> list[str]:
+def run(
+    settings: Settings, base: str, port: int, master_pid: int, token: str, user_id: str
+) -> list[str]:
     """All realtime figures, as printable lines."""
     lines = []
     deltas, es = first_delta_times(base, token)

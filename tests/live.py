@@ -150,17 +150,32 @@ class SseReader:
             self.response.close()
 
 
-def start_worker(settings: Any, log_path: Path, env: dict[str, str], concurrency: int = 2) -> subprocess.Popen[bytes]:
+def start_worker(
+    settings: Any, log_path: Path, env: dict[str, str], concurrency: int = 2
+) -> subprocess.Popen[bytes]:
     """A real Celery worker subprocess (own session, so a test can kill -9 its whole group),
     returned once it answers a ping."""
     from celery_app import create_celery
 
     with open(log_path, "ab") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--loglevel=INFO",
-             "--queues=search,sync,maintenance,delivery", f"--concurrency={concurrency}",
-             f"--hostname=test-{os.getpid()}-{time.monotonic_ns()}@%h"],
-            cwd=PROJECT_ROOT, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "celery_app",
+                "worker",
+                "--loglevel=INFO",
+                "--queues=search,sync,maintenance,delivery",
+                f"--concurrency={concurrency}",
+                f"--hostname=test-{os.getpid()}-{time.monotonic_ns()}@%h",
+            ],
+            cwd=PROJECT_ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
     client = create_celery(settings, with_tasks=False)
     deadline = time.monotonic() + 60

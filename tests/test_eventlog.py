@@ -22,8 +22,12 @@ def log_and_stream(settings):  # type: ignore[no-untyped-def]
 
 def test_append_is_idempotent_per_dedup_key(log_and_stream) -> None:
     events, stream = log_and_stream
-    first = events.append(stream, "delta", {"text": "a"}, dedup_key="m1:delta:0", conversation_id="c")
-    again = events.append(stream, "delta", {"text": "DIFFERENT"}, dedup_key="m1:delta:0", conversation_id="c")
+    first = events.append(
+        stream, "delta", {"text": "a"}, dedup_key="m1:delta:0", conversation_id="c"
+    )
+    again = events.append(
+        stream, "delta", {"text": "DIFFERENT"}, dedup_key="m1:delta:0", conversation_id="c"
+    )
     assert first.written and not again.written
     assert again.id == first.id and again.epoch == first.epoch
     read = events.read(stream)
@@ -36,10 +40,21 @@ def test_read_after_is_exclusive_and_ordered(log_and_stream) -> None:
     events, stream = log_and_stream
     ids = [events.append(stream, "delta", {"n": n}, dedup_key=f"k{n}").id for n in range(5)]
     assert [e.data["n"] for e in events.read(stream, after=ids[1]).events] == [2, 3, 4]
-    assert [e.data["n"] for e in events.read(stream, after=position_before(ids[0])).events] == [0, 1, 2, 3, 4]
+    assert [e.data["n"] for e in events.read(stream, after=position_before(ids[0])).events] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
     assert events.read(stream, after=ids[-1]).events == []
     event = events.read(stream, count=1).events[0]
-    assert event.as_dict() == {"id": ids[0], "type": "delta", "conversation_id": "", "data": {"n": 0}}
+    assert event.as_dict() == {
+        "id": ids[0],
+        "type": "delta",
+        "conversation_id": "",
+        "data": {"n": 0},
+    }
 
 
 def test_wrong_epoch_or_trimmed_position_means_reset(log_and_stream, settings) -> None:
@@ -88,8 +103,13 @@ def test_deliver_targets_user_or_conversation(settings) -> None:
     events = EventLog(r, settings)
     user_id = "u_" + secrets.token_hex(4)
     appended = deliver(
-        r, settings, target="user", target_id=user_id, event_type="notification",
-        data={"text": "12 new emails"}, dedup_key="sync:1",
+        r,
+        settings,
+        target="user",
+        target_id=user_id,
+        event_type="notification",
+        data={"text": "12 new emails"},
+        dedup_key="sync:1",
     )
     read = events.read(events.user_stream(user_id))
     assert [e.id for e in read.events] == [appended.id]
@@ -97,8 +117,18 @@ def test_deliver_targets_user_or_conversation(settings) -> None:
         deliver(r, settings, target="nobody", target_id="x", event_type="t", data={}, dedup_key="k")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("value", "ok"), [("0", True), ("1700000000000-0", True), ("17-3", True),
-                                            ("abc", False), ("1-x", False), ("", False), ("1-2-3", False)])
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("0", True),
+        ("1700000000000-0", True),
+        ("17-3", True),
+        ("abc", False),
+        ("1-x", False),
+        ("", False),
+        ("1-2-3", False),
+    ],
+)
 def test_entry_id_validation(value: str, ok: bool) -> None:
     assert is_entry_id(value) is ok
 

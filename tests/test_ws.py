@@ -19,14 +19,19 @@ from tests.wsclient import WsClient
 
 @pytest.fixture(scope="module")
 def web(session_dir, settings, celery_worker):  # type: ignore[no-untyped-def]
-    instance = start_web(session_dir, {"MAILCHAT_WS_AUTH_TIMEOUT_SECONDS": "1", "MAILCHAT_WS_MAX_MESSAGE_BYTES": "2048"})
+    instance = start_web(
+        session_dir,
+        {"MAILCHAT_WS_AUTH_TIMEOUT_SECONDS": "1", "MAILCHAT_WS_MAX_MESSAGE_BYTES": "2048"},
+    )
     yield instance
     instance.stop()
 
 
 @pytest.fixture(scope="module")
 def user(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
-    created = create_user(get_redis(settings), settings, f"ws-{secrets.token_hex(4)}@example.com", "ws-password")
+    created = create_user(
+        get_redis(settings), settings, f"ws-{secrets.token_hex(4)}@example.com", "ws-password"
+    )
     path = Path(tmp_path_factory.mktemp("ws")) / "mail.mbox"
     write_mbox(path, owner_address=created.email, today=date.today(), count=200)
     import_mbox(get_elasticsearch(settings), settings, created.id, path, refresh=True)
@@ -76,15 +81,28 @@ def test_bad_frames_get_error_frames_and_the_socket_stays(web, settings, user, m
         ('{"no": "type"}', "invalid_frame", "type"),
         ({"type": "launch.missiles"}, "unknown_type", "type"),
         ({"type": "chat.send", "q": "", "client_message_id": "m_1"}, "invalid_field", "q"),
-        ({"type": "chat.send", "q": "x", "window_days": 0, "client_message_id": "m_1"}, "invalid_field", "window_days"),
+        (
+            {"type": "chat.send", "q": "x", "window_days": 0, "client_message_id": "m_1"},
+            "invalid_field",
+            "window_days",
+        ),
         ({"type": "chat.send", "q": "x"}, "invalid_field", "client_message_id"),
-        ({"type": "resume", "conversation_id": "c_nope", "after": "0"}, "not_found", "conversation_id"),
+        (
+            {"type": "resume", "conversation_id": "c_nope", "after": "0"},
+            "not_found",
+            "conversation_id",
+        ),
         ({"type": "resume", "conversation_id": "c_x", "after": "bogus"}, "invalid_field", None),
     ]
     for frame, code, field in cases:
         client.send(frame)
         error = client.receive()
-        assert error == {"type": "error", "code": code, "message": error["message"], "field": field}, frame
+        assert error == {
+            "type": "error",
+            "code": code,
+            "message": error["message"],
+            "field": field,
+        }, frame
     client.send({"type": "ping"})
     assert client.receive() == {"type": "pong"}
     client.close()
@@ -93,7 +111,9 @@ def test_bad_frames_get_error_frames_and_the_socket_stays(web, settings, user, m
 def test_chat_send_streams_the_answer_once(web, settings, user) -> None:
     client = connect(web, settings, user)
     cmid = "m_" + secrets.token_hex(6)
-    client.send({"type": "chat.send", "client_message_id": cmid, "q": "interviews", "window_days": 120})
+    client.send(
+        {"type": "chat.send", "client_message_id": cmid, "q": "interviews", "window_days": 120}
+    )
     frames = client.receive_until(is_done(cmid))
     kinds = [f["type"] for f in frames]
     assert kinds[:4] == ["question", "search", "hits", "delta"] and kinds[-1] == "done"
@@ -101,8 +121,15 @@ def test_chat_send_streams_the_answer_once(web, settings, user) -> None:
     assert len(ids) == len(set(ids))
     assert all(set(f) == {"id", "type", "conversation_id", "data"} for f in frames)
     # Sending the same client_message_id again (a retry after reconnect) asks nothing new.
-    client.send({"type": "chat.send", "client_message_id": cmid, "q": "interviews", "window_days": 120,
-                 "conversation_id": frames[0]["conversation_id"]})
+    client.send(
+        {
+            "type": "chat.send",
+            "client_message_id": cmid,
+            "q": "interviews",
+            "window_days": 120,
+            "conversation_id": frames[0]["conversation_id"],
+        }
+    )
     client.send({"type": "ping"})
     assert client.receive_until(lambda f: f["type"] == "pong") == [{"type": "pong"}]
     client.close()
@@ -120,13 +147,27 @@ def test_reconnect_with_epoch_and_after_resumes_exactly_once(web, settings, user
     events = EventLog(get_redis(settings), settings)
     epoch = events.epoch(events.conversation_stream(conversation_id))
     second = connect(web, settings, user)
-    second.send({"type": "resume", "conversation_id": conversation_id, "epoch": epoch, "after": seen[-1]["id"]})
+    second.send(
+        {
+            "type": "resume",
+            "conversation_id": conversation_id,
+            "epoch": epoch,
+            "after": seen[-1]["id"],
+        }
+    )
     seen += second.receive_until(is_done(cmid))
     ids = [f["id"] for f in seen]
     assert len(ids) == len(set(ids))
     assert ids == [e.id for e in events.read(events.conversation_stream(conversation_id)).events]
     stale = connect(web, settings, user)
-    stale.send({"type": "resume", "conversation_id": conversation_id, "epoch": "old", "after": seen[-1]["id"]})
+    stale.send(
+        {
+            "type": "resume",
+            "conversation_id": conversation_id,
+            "epoch": "old",
+            "after": seen[-1]["id"],
+        }
+    )
     assert stale.receive()["type"] == "reset"
     for client in (second, stale):
         client.close()
@@ -139,9 +180,16 @@ def test_two_tabs_each_get_a_notification_once(web, settings, user, celery_worke
     client = create_celery(settings, with_tasks=False)
     dedup = "test:" + secrets.token_hex(4)
     for _ in range(3):  # a retried delivery: same dedup key, one event
-        client.send_task(DELIVERY_DELIVER, kwargs={"target": "user", "target_id": user.id,
-                                                    "event_type": "notification", "data": {"text": "12 new emails"},
-                                                    "dedup_key": dedup})
+        client.send_task(
+            DELIVERY_DELIVER,
+            kwargs={
+                "target": "user",
+                "target_id": user.id,
+                "event_type": "notification",
+                "data": {"text": "12 new emails"},
+                "dedup_key": dedup,
+            },
+        )
     for tab in tabs:
         frames = tab.receive_until(lambda f: f.get("type") == "notification")
         assert frames[-1]["data"] == {"text": "12 new emails"}
@@ -157,12 +205,16 @@ def test_two_instances_no_sticky_sessions(session_dir, web, settings, user) -> N
         listener = connect(other, settings, user)
         asker = connect(web, settings, user)
         cmid = "m_" + secrets.token_hex(6)
-        asker.send({"type": "chat.send", "client_message_id": cmid, "q": "offer", "window_days": 120})
+        asker.send(
+            {"type": "chat.send", "client_message_id": cmid, "q": "offer", "window_days": 120}
+        )
         asked = asker.receive_until(lambda f: f["type"] == "question")
         conversation_id = asked[0]["conversation_id"]
         listener.send({"type": "resume", "conversation_id": conversation_id, "after": "0"})
         heard = listener.receive_until(is_done(cmid))
-        assert [f["id"] for f in heard] == [f["id"] for f in asked + asker.receive_until(is_done(cmid))]
+        assert [f["id"] for f in heard] == [
+            f["id"] for f in asked + asker.receive_until(is_done(cmid))
+        ]
         instances = get_redis(settings).zrange(f"{settings.key_prefix}web-instances", 0, -1)
         assert len(instances) >= 2
         listener.close()
@@ -171,13 +223,17 @@ def test_two_instances_no_sticky_sessions(session_dir, web, settings, user) -> N
         other.stop()
 
 
-def test_sigterm_sends_advice_and_1012_and_clients_resume_elsewhere(session_dir, settings, user) -> None:
+def test_sigterm_sends_advice_and_1012_and_clients_resume_elsewhere(
+    session_dir, settings, user
+) -> None:
     leaving = start_web(session_dir)
     staying = start_web(session_dir)
     try:
         client = connect(leaving, settings, user)
         cmid = "m_" + secrets.token_hex(6)
-        client.send({"type": "chat.send", "client_message_id": cmid, "q": "newsletter", "window_days": 120})
+        client.send(
+            {"type": "chat.send", "client_message_id": cmid, "q": "newsletter", "window_days": 120}
+        )
         seen = client.receive_until(lambda f: f["type"] == "question")
         conversation_id = seen[0]["conversation_id"]
         leaving.process.terminate()
@@ -186,7 +242,9 @@ def test_sigterm_sends_advice_and_1012_and_clients_resume_elsewhere(session_dir,
         assert frames[-1]["why"] == "restart"
         assert client.wait_closed() == 1012
         resumed = connect(staying, settings, user)
-        resumed.send({"type": "resume", "conversation_id": conversation_id, "after": seen[-1]["id"]})
+        resumed.send(
+            {"type": "resume", "conversation_id": conversation_id, "after": seen[-1]["id"]}
+        )
         seen += resumed.receive_until(is_done(cmid)) if seen[-1]["type"] != "done" else []
         ids = [f["id"] for f in seen]
         assert len(ids) == len(set(ids)) and seen[-1]["type"] == "done"
