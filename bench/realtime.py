@@ -11,21 +11,19 @@ measure the benchmark, not the server.
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import selectors
-import socket
 import statistics
-import struct
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.wsclient import RawSocket
 from shared.clients import get_redis
 from shared.eventlog import EventLog
 from shared.settings import Settings
@@ -42,85 +40,15 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-class RawSocket:
-    """Just enough of a WebSocket client: handshake, masked text frames out, frames in."""
-
-    def __init__(self, host: str, port: int, origin: str) -> None:
-        self.sock = socket.create_connection((host, port), timeout=30)
-        key = base64.b64encode(secrets.token_bytes(16)).decode()
-        self.sock.sendall(
-            (
-                f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                f"Sec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n"
-            ).encode()
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise ConnectionError("closed during handshake")
-            head += chunk
-        if b" 101 " not in head.split(b"\r\n", 1)[0]:
-            raise ConnectionError(head[:200].decode(errors="replace"))
-        self.buffer = head.split(b"\r\n\r\n", 1)[1]
-        self.sock.setblocking(False)
-
-    def send_text(self, text: str) -> None:
-        payload = text.encode()
-        mask = secrets.token_bytes(4)
-        length = len(payload)
-        if length < 126:
-            header = struct.pack("!BB", 0x81, 0x80 | length)
-        elif length < 65536:
-            header = struct.pack("!BBH", 0x81, 0x80 | 126, length)
-        else:
-            header = struct.pack("!BBQ", 0x81, 0x80 | 127, length)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.setblocking(True)
-        self.sock.sendall(header + mask + masked)
-        self.sock.setblocking(False)
-
-    def frames(self) -> Iterator[dict[str, Any]]:
-        """Parse the complete text frames received so far."""
-        try:
-            while True:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    break
-                self.buffer += chunk
-        except BlockingIOError:
-            pass
-        while len(self.buffer) >= 2:
-            opcode, length = self.buffer[0] & 0x0F, self.buffer[1] & 0x7F
-            offset = 2
-            if length == 126:
-                if len(self.buffer) < 4:
-                    return
-                (length,) = struct.unpack("!H", self.buffer[2:4])
-                offset = 4
-            elif length == 127:
-                if len(self.buffer) < 10:
-                    return
-                (length,) = struct.unpack("!Q", self.buffer[2:10])
-                offset = 10
-            if len(self.buffer) < offset + length:
-                return
-            payload, self.buffer = (
-                self.buffer[offset : offset + length],
-                self.buffer[offset + length :],
-            )
-            if opcode == 0x1:
-                yield json.loads(payload)
-
-
 def open_sockets(port: int, origin: str, token: str, count: int) -> list[RawSocket]:
     sockets = []
     for _ in range(count):
         raw = RawSocket("127.0.0.1", port, origin)
         raw.send_text(json.dumps({"type": "auth", "token": token}))
         sockets.append(raw)
-    pump(sockets, lambda s, f: f.get("type") == "ready", expected=count, timeout=120)
+    ready = pump(sockets, lambda s, f: f.get("type") == "ready", expected=count, timeout=120)
+    if ready != count:
+        raise RuntimeError(f"only {ready} of {count} sockets became ready")
     return sockets
 
 
@@ -192,12 +120,16 @@ def first_delta_times(base: str, token: str) -> tuple[list[float], list[float]]:
     return [r[0] for r in results], [r[1] for r in results]
 
 
-def fanout(settings: Settings, sockets: list[RawSocket], user_id: str) -> tuple[float, float]:
-    """(events/s delivered to all sockets, p99 seconds from append to receipt)."""
+def fanout(
+    settings: Settings, sockets: list[RawSocket], user_id: str, events_count: int, interval: float
+) -> tuple[float, float, float]:
+    """Append ``events_count`` events ``interval`` s apart to a stream all ``sockets`` follow.
+
+    Returns (frames/s delivered, p50 and p99 seconds from append to receipt).
+    """
     events = EventLog(get_redis(settings), settings)
     stream = events.user_stream(user_id)
     latencies: list[float] = []
-    done = threading.Event()
 
     def on_frame(_: RawSocket, frame: dict[str, Any]) -> bool:
         if frame.get("type") != "bench":
@@ -205,30 +137,26 @@ def fanout(settings: Settings, sockets: list[RawSocket], user_id: str) -> tuple[
         latencies.append(time.time() - frame["data"]["sent_at"])
         return True
 
-    expected = len(sockets) * FANOUT_EVENTS
+    expected = len(sockets) * events_count
     counted: list[int] = []
     reader = threading.Thread(
-        target=lambda: (
-            counted.append(pump(sockets, on_frame, expected=expected, timeout=300)),
-            done.set(),
-        )
+        target=lambda: counted.append(pump(sockets, on_frame, expected=expected, timeout=300))
     )
     reader.start()
     started = time.perf_counter()
-    for number in range(FANOUT_EVENTS):
+    for number in range(events_count):
         events.append(
             stream,
             "bench",
             {"sent_at": time.time()},
-            dedup_key=f"bench:{number}:{secrets.token_hex(3)}",
+            dedup_key=f"bench:{secrets.token_hex(6)}:{number}",
         )
-        time.sleep(0.01)
-    done.wait(320)
-    elapsed = time.perf_counter() - started
+        time.sleep(interval)
     reader.join()
+    elapsed = time.perf_counter() - started
     if counted[0] != expected:
         raise RuntimeError(f"fan-out delivered {counted[0]} of {expected} frames")
-    return expected / elapsed, percentile(latencies, 0.99)
+    return expected / elapsed, percentile(latencies, 0.5), percentile(latencies, 0.99)
 
 
 def run(
@@ -253,9 +181,15 @@ def run(
     )
     for raw in idle[FANOUT_SOCKETS:]:
         raw.sock.close()
-    rate, p99 = fanout(settings, idle[:FANOUT_SOCKETS], user_id)
+    fan = idle[:FANOUT_SOCKETS]
+    rate, _, p99 = fanout(settings, fan, user_id, FANOUT_EVENTS, 0.0)
     lines.append(
-        f"fan-out to {FANOUT_SOCKETS} sockets, {FANOUT_EVENTS} events: {rate:,.0f} frames/s, p99 latency {p99 * 1000:.0f} ms"
+        f"fan-out burst, {FANOUT_EVENTS} events to {FANOUT_SOCKETS} sockets: {rate:,.0f} frames/s "
+        f"(= {rate / FANOUT_SOCKETS:,.1f} events/s to all), p99 latency {p99 * 1000:.0f} ms"
+    )
+    rate, p50, p99 = fanout(settings, fan, user_id, 20, 0.5)
+    lines.append(
+        f"fan-out at 2 events/s to {FANOUT_SOCKETS} sockets: latency p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
     )
     for raw in idle[:FANOUT_SOCKETS]:
         raw.sock.close()

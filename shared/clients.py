@@ -25,9 +25,17 @@ def get_redis(settings: Settings) -> redis.Redis:
         raise RuntimeError("MAILCHAT_REDIS_URL is not set (make run and the tests set it)")
     client = _redis_clients.get(settings.redis_url)
     if client is None:
-        client = redis.Redis.from_url(
-            settings.redis_url, decode_responses=True, socket_connect_timeout=2, socket_timeout=10
+        # A blocking pool: under a burst (a doorbell waking a thousand sockets) callers
+        # wait their turn for a connection instead of failing with "Too many connections".
+        pool = redis.BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            timeout=10,
+            decode_responses=True,
+            socket_connect_timeout=2,
+            socket_timeout=10,
         )
+        client = redis.Redis(connection_pool=pool)
         _redis_clients[settings.redis_url] = client
     return client
 

@@ -19,6 +19,7 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, cast
 
 import redis
@@ -71,7 +72,9 @@ class Event:
             "data": self.data,
         }
 
-    def to_json(self) -> str:
+    @cached_property
+    def json(self) -> str:
+        """The event as one JSON line, serialised once however many clients receive it."""
         return json.dumps(self.as_dict(), ensure_ascii=False, separators=(",", ":"))
 
 
@@ -99,7 +102,8 @@ def _entry_to_event(entry_id: str, fields: dict[str, str]) -> Event:
     return Event(entry_id, fields.get("type", "unknown"), fields.get("conversation_id", ""), data)
 
 
-def _id_tuple(entry_id: str) -> tuple[int, int]:
+def entry_key(entry_id: str) -> tuple[int, int]:
+    """A stream entry id as a sortable tuple (ids compare numerically, not as text)."""
     millis, _, seq = entry_id.partition("-")
     return int(millis), int(seq or 0)
 
@@ -187,7 +191,7 @@ class EventLog:
             return ReadResult(current_epoch, [], reset=True)
         if after not in ("", "0", "0-0"):
             first = cast(Entries, self.redis.xrange(stream, count=1))
-            if first and _id_tuple(after) < _id_tuple(position_before(first[0][0])):
+            if first and entry_key(after) < entry_key(position_before(first[0][0])):
                 return ReadResult(current_epoch, [], reset=True)
         start = "-" if after in ("", "0", "0-0") else f"({after}"
         entries = cast(Entries, self.redis.xrange(stream, min=start, count=count))

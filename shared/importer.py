@@ -242,7 +242,9 @@ def delete_documents(
     """Delete documents by id from whichever index behind the alias holds them.
 
     For mail deleted at the provider: deleting through the alias would only
-    reach the write index. Returns how many documents were deleted.
+    reach the write index. Returns how many documents were deleted. A document
+    already gone is fine; any other failure raises, so a sync cursor that
+    covers the deletion is not advanced past it.
     """
     holders = locate_in(es, indices_behind(es, settings.index_alias), ids)
     actions = [
@@ -253,8 +255,13 @@ def delete_documents(
     if not actions:
         return 0
     ok, errors = helpers.bulk(es, actions, raise_on_error=False, refresh=refresh)
-    for error in errors if isinstance(errors, list) else []:
-        log.error("bulk delete failed: %s", str(error)[:300])
+    failures = [
+        error
+        for error in (errors if isinstance(errors, list) else [])
+        if error.get("delete", {}).get("status") != 404
+    ]
+    if failures:
+        raise helpers.BulkIndexError(f"{len(failures)} document(s) failed to delete", failures)
     return ok
 
 

@@ -7,6 +7,8 @@ bucketed and booleans are "true"/"false".
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 ASSISTANT_TOOL_QUERIES = Counter(
@@ -140,3 +142,15 @@ KNOWN_FRAME_TYPES = frozenset(
 
 def frame_label(frame_type: str) -> str:
     return frame_type if frame_type in KNOWN_FRAME_TYPES else "other"
+
+
+_frame_counters: dict[str, Any] = {}
+
+
+def count_frame_sent(frame_type: str) -> None:
+    """Count one WebSocket frame; the labelled child is looked up once per type (hot path)."""
+    label = frame_label(frame_type)
+    counter = _frame_counters.get(label)
+    if counter is None:
+        counter = _frame_counters[label] = WS_FRAMES_SENT.labels(event=label)
+    counter.inc()

@@ -206,6 +206,9 @@ class Settings:
     upload_max_bytes: int = field(
         default=20 * 1024**3, metadata={"doc": "Largest mbox accepted by POST /api/mail/import"}
     )
+    redis_max_connections: int = field(
+        default=64, metadata={"doc": "Redis connections per process (callers queue beyond it)"}
+    )
     broker_visibility_timeout_seconds: int = field(
         default=3600,
         metadata={"doc": "A task unacknowledged this long (its worker died) is delivered again"},

@@ -14,7 +14,7 @@ import redis
 
 from shared.keys import RedisKeys
 from shared.settings import Settings
-from shared.users import User
+from shared.users import TokenError, User, ensure_current
 
 TICKET_TTL_SECONDS = 60
 
@@ -23,7 +23,7 @@ def issue_ticket(r: redis.Redis, settings: Settings, user: User) -> str:
     ticket = secrets.token_urlsafe(32)
     r.set(
         RedisKeys(settings.key_prefix).chat_ticket(ticket),
-        f"{user.id} {user.email}",
+        f"{user.id} {user.token_version} {user.email}",
         ex=TICKET_TTL_SECONDS,
     )
     return ticket
@@ -36,5 +36,9 @@ def redeem_ticket(r: redis.Redis, settings: Settings, ticket: str) -> User | Non
     value = r.getdel(RedisKeys(settings.key_prefix).chat_ticket(ticket))
     if not value:
         return None
-    user_id, _, email = str(value).partition(" ")
-    return User(user_id, email)
+    user_id, version, email = str(value).split(" ", 2)
+    try:
+        # A ticket is worth no more than the token it was traded for: revoked means revoked.
+        return ensure_current(settings, User(user_id, email, int(version)), r)
+    except TokenError:
+        return None

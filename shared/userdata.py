@@ -47,6 +47,7 @@ from elasticsearch import Elasticsearch
 
 from shared.keys import RedisKeys
 from shared.settings import Settings
+from shared.sync_documents import delete_user_accounts
 from shared.users import revoke_tokens
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,10 @@ def delete_user_data(
     keys = RedisKeys(settings.key_prefix)
     report = DeletionReport()
     conversation_ids = [str(c) for c in r.zrange(keys.user_conversations(user_id), 0, -1)]
-    _delete_accounts(r, keys, user_id, report)
-    report.documents = delete_documents_of(es, settings, user_id)
+    # Accounts go the same way as DELETE /api/accounts/<id>: keys, mail, uploaded files.
+    report.accounts = int(r.scard(keys.user_accounts(user_id)))
+    report.documents = delete_user_accounts(r, es, settings, user_id)
+    report.documents += delete_documents_of(es, settings, user_id)
     for conversation_id in conversation_ids:
         report.redis_keys += _delete_conversation(r, keys, conversation_id, report)
     report.conversations = len(conversation_ids)
@@ -141,21 +144,6 @@ def delete_documents_of(es: Elasticsearch, settings: Settings, user_id: str) -> 
     if left["count"]:
         raise RuntimeError(f"{left['count']} documents of {user_id} survived deletion; retry")
     return deleted
-
-
-def _delete_accounts(r: redis.Redis, keys: RedisKeys, user_id: str, report: DeletionReport) -> None:
-    for account_id in sorted(str(a) for a in r.smembers(keys.user_accounts(user_id))):
-        record = r.hgetall(keys.account(account_id))
-        if record.get("user_id") not in (None, user_id):
-            log.error("account %s is listed for %s but owned by another user", account_id, user_id)
-            continue
-        address = record.get("address")
-        if address:
-            r.srem(keys.gmail_address_accounts(str(address)), account_id)
-        r.srem(keys.all_accounts(), account_id)
-        report.redis_keys += int(r.delete(keys.account(account_id)))
-        report.redis_keys += _delete_matching(r, glob_escape(keys.account_prefix(account_id)) + "*")
-        report.accounts += 1
 
 
 def _delete_conversation(

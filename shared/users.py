@@ -148,6 +148,11 @@ def verify_token(settings: Settings, token: str, r: redis.Redis | None = None) -
     except jwt.PyJWTError as exc:
         raise TokenError("invalid access token") from exc
     user = User(str(claims["sub"]), str(claims.get("email", "")), int(claims.get("ver", 0)))
+    return ensure_current(settings, user, r)
+
+
+def ensure_current(settings: Settings, user: User, r: redis.Redis | None = None) -> User:
+    """``user`` if it still exists and its credential's version is still current, else TokenError."""
     client = r if r is not None else get_redis(settings)
     email, version = client.hmget(
         RedisKeys(settings.key_prefix).user(user.id), ["email", "token_version"]

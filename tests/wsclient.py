@@ -1,36 +1,31 @@
-"""A small test client for /ws on top of simple_websocket's own client."""
+"""A blocking test client for /ws, on the project's minimal WebSocket client."""
 
 from __future__ import annotations
 
 import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
-from simple_websocket import Client, ConnectionClosed
+from bench.wsclient import Closed, RawSocket
 
 
 class WsClient:
     def __init__(self, base: str, origin: str | None) -> None:
-        url = base.replace("http://", "ws://") + "/ws"
-        self.ws = Client.connect(url, headers={"Origin": origin} if origin else {})
+        url = urlsplit(base)
+        self.raw = RawSocket(url.hostname or "127.0.0.1", url.port or 80, origin)
         self.close_code: int | None = None
 
     def send(self, frame: dict[str, Any] | str) -> None:
-        self.ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+        self.raw.send_text(frame if isinstance(frame, str) else json.dumps(frame))
 
     def receive(self, timeout: float = 10) -> dict[str, Any] | None:
         """The next frame, or None when the server closed the socket (close code kept)."""
         try:
-            raw = self.ws.receive(timeout=timeout)
-        except ConnectionClosed as closed:
-            self.close_code = int(closed.reason)
+            return self.raw.receive(timeout)
+        except Closed as closed:
+            self.close_code = closed.code
             return None
-        if raw is None:
-            if not self.ws.connected:
-                self.close_code = int(self.ws.close_reason)
-                return None
-            raise TimeoutError("no frame in time")
-        return json.loads(raw)
 
     def receive_until(self, predicate, timeout: float = 20) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
         frames: list[dict[str, Any]] = []
@@ -55,7 +50,4 @@ class WsClient:
         return None
 
     def close(self) -> None:
-        try:
-            self.ws.close()
-        except ConnectionClosed:
-            pass
+        self.raw.close()

@@ -10,7 +10,7 @@ from kombu.exceptions import OperationalError
 from shared import metrics
 from shared.asking import DONE, StartedQuestion, is_terminal_for, start_question
 from shared.conversations import ConversationNotFound
-from shared.eventlog import Event, EventLog
+from shared.eventlog import Event
 from shared.task_names import ASSISTANT_ANSWER
 from shared.users import User
 from web.errors import ApiError
@@ -86,10 +86,9 @@ def follow(
     import time
 
     svc = services()
-    events = EventLog(svc.redis, svc.settings)
     with svc.relay.listening([stream]) as waiter:
         while True:
-            for event in events.read(stream, after=after).events:
+            for event in svc.relay.read_after(stream, after):
                 yield event
                 after = event.id
                 if until_answered and is_terminal_for(event, until_answered):

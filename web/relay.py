@@ -19,18 +19,21 @@ import secrets
 import socket
 import threading
 import time
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import redis
 
+from shared.eventlog import Event, EventLog, entry_key, position_before
 from shared.keys import RedisKeys
 from shared.settings import Settings
 from web.shutdown import on_shutdown
 
 log = logging.getLogger(__name__)
 
+TAIL_EVENTS = 256
 HEARTBEAT_SECONDS = 30
 STALE_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS
 
@@ -51,12 +54,42 @@ class Waiter:
         return rang
 
 
+class _Tail:
+    """The newest events of one stream, shared by every waiter of this process.
+
+    A doorbell bumps ``generation``; the first reader after it fetches the new
+    entries once, and the other waiters are served from memory. A thousand
+    sockets on one stream cost one XRANGE per event instead of a thousand.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.events: list[Event] = []
+        self.keys: list[tuple[int, int]] = []  # entry_key of each event, for bisecting
+        self.generation = 0
+        self.fetched_generation = -1
+
+    def extend(self, events: list[Event]) -> None:
+        self.events.extend(events)
+        self.keys.extend(entry_key(event.id) for event in events)
+        if len(self.events) > TAIL_EVENTS:
+            del self.events[:-TAIL_EVENTS], self.keys[:-TAIL_EVENTS]
+
+    def after(self, position: str) -> list[Event] | None:
+        """The events after ``position``, or None when the tail does not reach back that far."""
+        if not self.events or entry_key(position) < entry_key(position_before(self.events[0].id)):
+            return None
+        return self.events[bisect_right(self.keys, entry_key(position)) :]
+
+
 class Relay:
     """Routes doorbells from Redis pub/sub to the waiters of this process."""
 
     def __init__(self, r: redis.Redis, settings: Settings) -> None:
         self.redis = r
         self.keys = RedisKeys(settings.key_prefix)
+        self.events = EventLog(r, settings)
+        self._tails: dict[str, _Tail] = {}
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._waiters: dict[str, set[Waiter]] = defaultdict(set)
         self._lock = threading.Lock()
@@ -96,6 +129,7 @@ class Relay:
                     self._waiters[stream].discard(waiter)
                     if not self._waiters[stream]:
                         del self._waiters[stream]
+                        self._tails.pop(stream, None)
 
     def add_stream(self, waiter: Waiter, stream: str) -> None:
         """Let an existing waiter also listen to ``stream`` (a socket subscribing later)."""
@@ -108,15 +142,38 @@ class Relay:
                 self._waiters[stream].discard(waiter)
                 if not self._waiters[stream]:
                     del self._waiters[stream]
+                    self._tails.pop(stream, None)
 
     def wake_all(self) -> None:
         with self._lock:
+            for tail in self._tails.values():
+                tail.generation += 1  # a missed doorbell may hide behind any of them
             waiters = {w for group in self._waiters.values() for w in group}
         for waiter in waiters:
             waiter.ring()
 
+    def read_after(self, stream: str, after: str) -> list[Event]:
+        """Events of ``stream`` after ``after``, from the shared tail when it covers them."""
+        with self._lock:
+            tail = self._tails.get(stream) if stream in self._waiters else None
+            if tail is None and stream in self._waiters:
+                tail = self._tails[stream] = _Tail()
+        if tail is None:
+            return self.events.read(stream, after=after).events
+        with tail.lock:
+            if tail.fetched_generation != tail.generation or not tail.events:
+                generation = tail.generation  # a ring during the fetch forces another one
+                start = tail.events[-1].id if tail.events else after
+                tail.extend(self.events.read(stream, after=start).events)
+                tail.fetched_generation = generation
+            cached = tail.after(after)
+        return cached if cached is not None else self.events.read(stream, after=after).events
+
     def _ring(self, stream: str) -> None:
         with self._lock:
+            tail = self._tails.get(stream)
+            if tail is not None:
+                tail.generation += 1
             waiters = list(self._waiters.get(stream, ()))
         for waiter in waiters:
             waiter.ring()

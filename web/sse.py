@@ -36,7 +36,7 @@ DEFAULT_WINDOW_DAYS = 30
 
 
 def sse_event(event: Event) -> str:
-    return f"id: {event.id}\nevent: {event.type}\ndata: {event.to_json()}\n\n"
+    return f"id: {event.id}\nevent: {event.type}\ndata: {event.json}\n\n"
 
 
 def sse_control(event_type: str, data: dict[str, Any]) -> str:

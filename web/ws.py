@@ -24,7 +24,7 @@ from shared import metrics
 from shared.asking import is_terminal_for
 from shared.assistant import MAX_WINDOW_DAYS, MIN_WINDOW_DAYS
 from shared.conversations import owns_conversation
-from shared.eventlog import EventLog, is_entry_id, position_before
+from shared.eventlog import Event, EventLog, is_entry_id, position_before
 from shared.users import TokenError, User, verify_token
 from web.asking import begin_question, record_answer_metrics
 from web.errors import ApiError
@@ -91,9 +91,19 @@ class SocketSession:
     # --- sending -----------------------------------------------------------------
 
     def send(self, frame: dict[str, Any]) -> None:
+        """Send a control frame."""
+        self._send_text(
+            json.dumps(frame, ensure_ascii=False, separators=(",", ":")), str(frame.get("type"))
+        )
+
+    def send_event(self, event: Event) -> None:
+        """Send a log event as itself (its JSON is built once for every socket)."""
+        self._send_text(event.json, event.type)
+
+    def _send_text(self, text: str, frame_type: str) -> None:
         with self.send_lock:
-            self.ws.send(json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
-        metrics.WS_FRAMES_SENT.labels(event=metrics.frame_label(str(frame.get("type")))).inc()
+            self.ws.send(text)
+        metrics.count_frame_sent(frame_type)
 
     def close(self, code: int, reason: str, message: str = "") -> None:
         if self.closed.is_set():
@@ -129,8 +139,8 @@ class SocketSession:
         with self.cursor_lock:
             positions = list(self.cursors.items())
         for stream, after in positions:
-            for event in self.events.read(stream, after=after).events:
-                self.send(event.as_dict())
+            for event in self.svc.relay.read_after(stream, after):
+                self.send_event(event)
                 with self.cursor_lock:
                     self.cursors[stream] = event.id
                 cmid = str(event.data.get("client_message_id", ""))
