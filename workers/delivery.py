@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import redis
-from celery import Task, shared_task
+from celery import Celery, Task, shared_task
 
+from shared import metrics
 from shared.clients import get_redis
 from shared.delivery import Target, dead_letter, deliver
 from shared.settings import get_settings
@@ -23,7 +25,38 @@ class DeliveryTask(Task):  # type: ignore[misc]
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):  # type: ignore[no-untyped-def]
         settings = get_settings()
-        dead_letter(get_redis(settings), settings, dict(kwargs), f"{type(exc).__name__}: {exc}")
+        metrics.DELIVERY_ATTEMPTS.labels(outcome="dead_lettered").inc()
+        try:
+            dead_letter(get_redis(settings), settings, dict(kwargs), f"{type(exc).__name__}: {exc}")
+        except redis.RedisError:
+            # Redis itself is what failed: the log is the last place this delivery is recorded.
+            log.critical("delivery %s lost with Redis down: %r", kwargs.get("dedup_key"), exc)
+
+    def on_retry(self, exc, task_id, args, kwargs, einfo):  # type: ignore[no-untyped-def]
+        metrics.DELIVERY_ATTEMPTS.labels(outcome="retry").inc()
+
+
+def enqueue_delivery(
+    app: Celery,
+    *,
+    target: Target,
+    target_id: str,
+    event_type: str,
+    data: dict[str, Any],
+    dedup_key: str,
+) -> None:
+    """Send ``delivery.deliver``; the one way tasks address a person (sync notifications...)."""
+    app.send_task(
+        DELIVERY_DELIVER,
+        kwargs={
+            "target": target,
+            "target_id": target_id,
+            "event_type": event_type,
+            "data": data,
+            "dedup_key": dedup_key,
+            "enqueued_at": time.time(),
+        },
+    )
 
 
 @shared_task(
@@ -44,6 +77,7 @@ def deliver_event(
     event_type: str,
     data: dict[str, Any],
     dedup_key: str,
+    enqueued_at: float | None = None,
 ) -> str:
     """Append one event; returns its entry id (the same id on every retry)."""
     settings = get_settings()
@@ -56,4 +90,7 @@ def deliver_event(
         data=data,
         dedup_key=dedup_key,
     )
+    metrics.DELIVERY_ATTEMPTS.labels(outcome="delivered" if appended.written else "duplicate").inc()
+    if enqueued_at is not None and appended.written:
+        metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - enqueued_at))
     return appended.id

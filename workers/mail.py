@@ -29,12 +29,12 @@ from shared.sync import SyncOptions, gmail_client
 from shared.sync import sync_account as run_sync
 from shared.sync_schedule import sync_all as queue_all
 from shared.task_names import (
-    DELIVERY_DELIVER,
     MAIL_IMPORT_MBOX,
     MAIL_RENEW_GMAIL_WATCH,
     MAIL_SYNC_ACCOUNT,
     MAIL_SYNC_ALL,
 )
+from workers.delivery import enqueue_delivery
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +54,13 @@ def _notifier(task: Task) -> Any:
     """Send each sync event to the person's log through ``delivery.deliver``."""
 
     def notify(user_id: str, event_type: str, data: dict[str, Any], dedup_key: str) -> None:
-        task.app.send_task(
-            DELIVERY_DELIVER,
-            kwargs={
-                "target": "user",
-                "target_id": user_id,
-                "event_type": event_type,
-                "data": data,
-                "dedup_key": dedup_key,
-            },
+        enqueue_delivery(
+            task.app,
+            target="user",
+            target_id=user_id,
+            event_type=event_type,
+            data=data,
+            dedup_key=dedup_key,
         )
 
     return notify
