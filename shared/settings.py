@@ -134,8 +134,11 @@ class Settings:
     )
     sse_retry_ms: int = field(default=3000, metadata={"doc": "SSE reconnect delay sent as retry:"})
     ws_allowed_origins: str = field(
-        default="http://127.0.0.1:8000,http://localhost:8000",
-        metadata={"doc": "Comma-separated Origins allowed to open /ws (others get close 1008)"},
+        default="",
+        metadata={
+            "doc": "Comma-separated Origins allowed to open /ws (others get close 1008); "
+            "empty = this server's own http://WEB_HOST:WEB_PORT and http://localhost:WEB_PORT"
+        },
     )
     ws_ping_seconds: float = field(
         default=30.0, metadata={"doc": "WebSocket application ping interval"}
@@ -241,6 +244,15 @@ class Settings:
                 raise SettingsError(f"{name}={raw!r} is not a valid {f.type}") from exc
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        """Origins whose pages may open the WebSocket: the setting, or this server's own."""
+        if self.ws_allowed_origins.strip():
+            return frozenset(o.strip() for o in self.ws_allowed_origins.split(",") if o.strip())
+        return frozenset(
+            {f"http://{self.web_host}:{self.web_port}", f"http://localhost:{self.web_port}"}
+        )
 
     @property
     def data_path(self) -> Path:

@@ -309,8 +309,7 @@ def _authenticate(ws: Any, svc: Services) -> User | None:
 
 def _origin_allowed(svc: Services) -> bool:
     origin = request.headers.get("Origin")
-    allowed = {o.strip() for o in svc.settings.ws_allowed_origins.split(",") if o.strip()}
-    return origin is not None and origin in allowed
+    return origin is not None and origin in svc.settings.allowed_origins
 
 
 def _closed(code: int, reason: str, started: float) -> None:
