@@ -13,13 +13,31 @@ from celery.app import trace
 from shared.lifecycle import beat_schedule as lifecycle_beat_schedule
 from shared.settings import Settings, get_settings
 from shared.sync_schedule import beat_schedule as mail_beat_schedule
-from shared.task_names import QUEUE_SEARCH, TASK_ROUTES
+from shared.task_names import ALL_QUEUES, DELIVERY_SWEEP_OUTBOX, QUEUE_SEARCH, TASK_ROUTES
 
 # Results carry email subjects and snippets: log that a task succeeded, never what it
 # returned (Celery's default message includes the return value).
 trace.LOG_SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"
 
 TASK_MODULES = ["workers.assistant", "workers.mail", "workers.delivery", "workers.index"]
+
+
+def worker_command(*, concurrency: int, loglevel: str = "INFO", hostname: str = "") -> list[str]:
+    """The command that runs a worker on every queue (bench and tests; the Procfile says the same)."""
+    import sys
+
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "celery_app",
+        "worker",
+        f"--loglevel={loglevel}",
+        f"--queues={','.join(ALL_QUEUES)}",
+        f"--concurrency={concurrency}",
+    ]
+    return command + ([f"--hostname={hostname}"] if hostname else [])
 
 
 def create_celery(settings: Settings | None = None, *, with_tasks: bool = True) -> Celery:
@@ -65,6 +83,10 @@ def create_celery(settings: Settings | None = None, *, with_tasks: bool = True) 
     # Index rollover (hourly) and retention (daily); none when native ILM owns the lifecycle.
     app.conf.beat_schedule.update(lifecycle_beat_schedule(settings))
     app.conf.beat_schedule.update(mail_beat_schedule(settings))
+    app.conf.beat_schedule["delivery-sweep-outbox"] = {
+        "task": DELIVERY_SWEEP_OUTBOX,
+        "schedule": settings.delivery_sweep_seconds,
+    }
     return app
 
 

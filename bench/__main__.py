@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench import realtime
 from bench.mail_sync import bench_mail_sync
+from celery_app import worker_command
 from shared.assistant import parse_question
 from shared.clients import get_elasticsearch, get_redis
 from shared.demo_mailbox import write_mbox
@@ -116,17 +117,7 @@ def bench_web(settings: Settings, workdir: Path, user_id: str) -> tuple[list[flo
         open(workdir / "web.log", "wb") as web_log,
     ):
         worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "celery_app",
-                "worker",
-                "--loglevel=WARNING",
-                "--queues=search,sync,maintenance,delivery",
-                f"--concurrency={settings.worker_concurrency}",
-            ],
+            worker_command(concurrency=settings.worker_concurrency, loglevel="WARNING"),
             cwd=PROJECT_ROOT,
             env=env,
             stdout=worker_log,

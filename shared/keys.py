@@ -53,6 +53,13 @@ class RedisKeys:
         """String: the user id a single-use SSE ticket was issued to (60 s)."""
         return f"{self.prefix}chat-ticket:{ticket}"
 
+    def rate_limit(self, scope: str, subject: str, window: int) -> str:
+        """Counter: requests of one subject (a user id) to one scope in one clock window.
+
+        Expires two windows later on its own (``shared.ratelimit``), like a ticket.
+        """
+        return f"{self.prefix}rate:{scope}:{subject}:{window}"
+
     def web_instances(self) -> str:
         """Sorted set: live web processes, scored by their last heartbeat (unix seconds)."""
         return f"{self.prefix}web-instances"
@@ -60,6 +67,14 @@ class RedisKeys:
     def doorbell_channel(self) -> str:
         """Pub/sub channel: messages are stream keys that just got an entry."""
         return f"{self.prefix}doorbell"
+
+    def delivery_outbox(self) -> str:
+        """Hash: dedup key -> delivery payload, until its event is in the log."""
+        return f"{self.prefix}delivery-outbox"
+
+    def delivery_outbox_due(self) -> str:
+        """Sorted set: dedup key -> when the outbox last sent it (sweeps re-send overdue ones)."""
+        return f"{self.prefix}delivery-outbox-due"
 
     def dead_letters(self) -> str:
         """Stream: deliveries that failed their last retry, with the reason."""

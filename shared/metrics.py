@@ -96,6 +96,15 @@ EVENT_LOG_RESETS = Counter(
     "event_log_resets_total", "Resumes answered with reset (epoch changed or position trimmed)."
 )
 
+# UX telemetry from the browser client (issue 4). user_agent_type is one of
+# shared.ux.USER_AGENT_TYPES, never the raw User-Agent.
+UX_CHAT_OPENED = Counter("ux_chat_opened_total", "Chat pages opened (POST /api/ux/chat/opened).")
+UX_HEARTBEAT = Counter(
+    "ux_heartbeat_total",
+    "Heartbeats of visible chat pages (every 30 s), by kind of client.",
+    ["user_agent_type"],
+)
+
 # Mail sync (issue 5). provider is gmail/imap/mbox, outcome a fixed vocabulary
 # (ok, needs_reauth, error, locked), method a Gmail API method name, status an HTTP status.
 MAIL_SYNC_RUNS = Counter(

@@ -155,6 +155,15 @@ class Settings:
     ws_max_connections: int = field(
         default=10000, metadata={"doc": "Sockets per web process before new ones get 1013"}
     )
+    # The browser client (issue 4).
+    ux_heartbeat_seconds: float = field(
+        default=30.0,
+        metadata={"doc": "How often the chat page sends POST /api/ux/heartbeat while visible"},
+    )
+    ux_rate_limit_per_minute: int = field(
+        default=20,
+        metadata={"doc": "Requests per minute one person may send to each /api/ux/* endpoint"},
+    )
     # Mail sync (issue 5): accounts, Gmail, IMAP, uploads, schedules.
     credentials_key: str = field(
         default="",
@@ -211,6 +220,13 @@ class Settings:
     )
     redis_max_connections: int = field(
         default=64, metadata={"doc": "Redis connections per process (callers queue beyond it)"}
+    )
+    delivery_redeliver_after_seconds: float = field(
+        default=120.0,
+        metadata={"doc": "Re-send a delivery still unsettled after this long (its task was lost)"},
+    )
+    delivery_sweep_seconds: float = field(
+        default=30.0, metadata={"doc": "How often beat sweeps the delivery outbox"}
     )
     broker_visibility_timeout_seconds: int = field(
         default=3600,

@@ -12,6 +12,7 @@ MAIL_SYNC_ACCOUNT = "mail.sync_account"
 MAIL_SYNC_ALL = "mail.sync_all"
 MAIL_RENEW_GMAIL_WATCH = "mail.renew_gmail_watch"
 DELIVERY_DELIVER = "delivery.deliver"
+DELIVERY_SWEEP_OUTBOX = "delivery.sweep_outbox"
 INDEX_ROLLOVER = "index.rollover"
 INDEX_RETENTION = "index.retention"
 

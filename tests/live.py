@@ -155,22 +155,13 @@ def start_worker(
 ) -> subprocess.Popen[bytes]:
     """A real Celery worker subprocess (own session, so a test can kill -9 its whole group),
     returned once it answers a ping."""
-    from celery_app import create_celery
+    from celery_app import create_celery, worker_command
 
     with open(log_path, "ab") as sink:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "celery_app",
-                "worker",
-                "--loglevel=INFO",
-                "--queues=search,sync,maintenance,delivery",
-                f"--concurrency={concurrency}",
-                f"--hostname=test-{os.getpid()}-{time.monotonic_ns()}@%h",
-            ],
+            worker_command(
+                concurrency=concurrency, hostname=f"test-{os.getpid()}-{time.monotonic_ns()}@%h"
+            ),
             cwd=PROJECT_ROOT,
             stdout=sink,
             stderr=subprocess.STDOUT,

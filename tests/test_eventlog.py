@@ -136,3 +136,24 @@ def test_entry_id_validation(value: str, ok: bool) -> None:
 def test_keys_are_prefixed(settings) -> None:
     other = dataclasses.replace(settings, key_prefix="other:")
     assert EventLog(get_redis(other), other).conversation_stream("c").startswith("other:")
+
+
+def test_outbox_resends_only_what_never_settled(settings) -> None:
+    from shared.delivery import claim_overdue, record_pending, settle
+
+    r = get_redis(settings)
+    isolated = dataclasses.replace(settings, key_prefix=f"outbox-{secrets.token_hex(3)}:")
+    grace = isolated.delivery_redeliver_after_seconds
+    lost = {"dedup_key": "lost", "target": "user", "target_id": "u", "event_type": "t", "data": {}}
+    landed = {**lost, "dedup_key": "landed"}
+    record_pending(r, isolated, lost, now=1000.0)
+    record_pending(r, isolated, landed, now=1000.0)
+    settle(r, isolated, "landed")
+    assert claim_overdue(r, isolated, now=1000.0 + grace / 2) == [], "not overdue yet"
+    assert claim_overdue(r, isolated, now=1000.0 + grace + 1) == [lost]
+    assert claim_overdue(r, isolated, now=1000.0 + grace + 1) == [], "one sweep claims it once"
+    assert claim_overdue(r, isolated, now=1000.0 + 2 * grace + 2) == [lost], (
+        "still unsettled: again"
+    )
+    settle(r, isolated, "lost")
+    assert claim_overdue(r, isolated, now=1e12) == []

@@ -12,7 +12,8 @@ from shared.settings import Settings, get_settings
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the web app from ``settings`` (default: the environment's)."""
     settings = (settings or get_settings()).with_secret_key()
-    app = Flask(__name__)
+    # No default /static route: web.client serves the page's files (with no-cache).
+    app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     logging.basicConfig(
@@ -24,7 +25,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         auth,
         chat,
         cli,
+        client,
         conversations,
+        emails,
         errors,
         extensions,
         health,
@@ -46,6 +49,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(me.bp)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(mail_upload.bp)
+    app.register_blueprint(emails.bp)
+    app.register_blueprint(client.bp)
     cli.init_cli(app)
     metrics.init_metrics(app)
     return app

@@ -20,7 +20,6 @@ from typing import Any
 import httplib2
 import jwt
 from flask import Blueprint, current_app, jsonify, request, url_for
-from kombu.exceptions import OperationalError
 
 from shared import accounts
 from shared.accounts import NEEDS_REAUTH, AccountError
@@ -32,7 +31,7 @@ from shared.providers.imap import TLS_MODES, ImapConfig, is_private_host
 from shared.sync_documents import delete_account
 from shared.sync_schedule import request_sync
 from web.auth import current_user
-from web.errors import ApiError
+from web.errors import ApiError, queue_errors
 from web.extensions import services
 from web.validation import json_body, required_string
 
@@ -43,7 +42,6 @@ bp = Blueprint("accounts", __name__, url_prefix="/api")
 STATE_TTL_SECONDS = 600
 STATE_PURPOSE = "gmail-connect"
 MAX_FOLDERS = 100
-RETRY_AFTER_SECONDS = 5
 # Tests hand Google's side in through the library's HttpMockSequence under this key.
 GMAIL_HTTP_CONFIG = "MAILCHAT_GMAIL_HTTP"
 
@@ -63,7 +61,7 @@ def _owned(account_id: str) -> accounts.Account:
 
 def _enqueue(account_id: str, *, announce: bool, force: bool) -> None:
     svc = services()
-    try:
+    with queue_errors():
         request_sync(
             svc.redis,
             svc.settings,
@@ -72,13 +70,6 @@ def _enqueue(account_id: str, *, announce: bool, force: bool) -> None:
             announce=announce,
             force=force,
         )
-    except OperationalError as exc:
-        raise ApiError(
-            503,
-            "queue_unavailable",
-            "The task queue is unreachable; try again.",
-            retry_after=RETRY_AFTER_SECONDS,
-        ) from exc
 
 
 @bp.get("/accounts")
@@ -325,11 +316,7 @@ def gmail_push() -> Any:
         notice = decode_push(request.get_json(silent=True))
     except PushError as exc:
         raise ApiError(400, "invalid_push", str(exc)) from exc
-    try:
+    with queue_errors():
         queued = handle_push(svc.redis, svc.settings, notice, svc.celery.send_task)
-    except OperationalError as exc:
-        raise ApiError(
-            503, "queue_unavailable", "Try again.", retry_after=RETRY_AFTER_SECONDS
-        ) from exc
     log.info("gmail push for history %s queued %d syncs", notice.history_id, len(queued))
     return "", 204

@@ -5,15 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from kombu.exceptions import OperationalError
-
 from shared import metrics
 from shared.asking import DONE, StartedQuestion, is_terminal_for, start_question
 from shared.conversations import ConversationNotFound
 from shared.eventlog import Event
 from shared.task_names import ASSISTANT_ANSWER
 from shared.users import User
-from web.errors import ApiError
+from web.errors import ApiError, queue_errors
 from web.extensions import services
 from web.shutdown import shutting_down
 
@@ -46,7 +44,7 @@ def begin_question(
             404, "conversation_not_found", "No such conversation.", field="conversation_id"
         ) from exc
     if started.needs_answer:
-        try:
+        with queue_errors():
             svc.celery.send_task(
                 ASSISTANT_ANSWER,
                 kwargs={
@@ -59,13 +57,6 @@ def begin_question(
                 # A question nobody picked up in time is dropped, not answered late.
                 expires=svc.settings.chat_timeout_seconds,
             )
-        except OperationalError as exc:
-            raise ApiError(
-                503,
-                "queue_unavailable",
-                "The task queue is unreachable; try again.",
-                retry_after=RETRY_AFTER_SECONDS,
-            ) from exc
     return started
 
 

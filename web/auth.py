@@ -44,6 +44,26 @@ def login() -> Any:
     )
 
 
+@bp.post("/refresh")
+def refresh() -> Any:
+    """A fresh access token for the holder of a current one (checked in ``before_request``).
+
+    The old token must still verify: signature, expiry and token version
+    (so a revoked or deleted account cannot refresh). An expired token cannot
+    be refreshed; the client then asks the person to log in.
+    """
+    svc = services()
+    user = current_user()
+    return jsonify(
+        {
+            "access_token": issue_token(svc.settings, user),
+            "token_type": "Bearer",
+            "expires_in": svc.settings.access_token_ttl_seconds,
+            "user": {"id": user.id, "email": user.email},
+        }
+    )
+
+
 def current_user() -> User:
     user: User = g.user
     return user

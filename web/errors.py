@@ -8,9 +8,12 @@ parse an HTML error page.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, jsonify
+from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,23 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.retry_after = retry_after
+
+
+QUEUE_RETRY_AFTER_SECONDS = 5
+
+
+@contextmanager
+def queue_errors() -> Iterator[None]:
+    """Enqueueing needs the broker: when it is unreachable, a 503 the client may retry."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise ApiError(
+            503,
+            "queue_unavailable",
+            "The task queue is unreachable; try again.",
+            retry_after=QUEUE_RETRY_AFTER_SECONDS,
+        ) from exc
 
 
 def error_response(

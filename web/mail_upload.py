@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from flask import Blueprint, jsonify, request
-from kombu.exceptions import OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import parse_form_data
 
@@ -27,7 +26,7 @@ from shared.accounts import AccountError
 from shared.providers.mbox import NotAnMbox, check_mbox, upload_dir
 from shared.task_names import MAIL_IMPORT_MBOX
 from web.auth import current_user
-from web.errors import ApiError
+from web.errors import ApiError, queue_errors
 from web.extensions import services
 
 log = logging.getLogger(__name__)
@@ -115,14 +114,10 @@ def upload_mbox() -> Any:
         account.id,
         config={"path": str(final), "filename": filename, "size": size},
     )
-    try:
+    with queue_errors():
         svc.celery.send_task(
             MAIL_IMPORT_MBOX, args=[user.id, str(final)], kwargs={"account_id": account.id}
         )
-    except OperationalError as exc:
-        raise ApiError(
-            503, "queue_unavailable", "The task queue is unreachable; try again.", retry_after=5
-        ) from exc
     log.info("mbox upload %s (%d bytes) queued for import", account.id, size)
     stored = accounts.get_account(svc.redis, svc.settings, account.id)
     assert stored is not None

@@ -11,9 +11,9 @@ from celery import Celery, Task, shared_task
 
 from shared import metrics
 from shared.clients import get_redis
-from shared.delivery import Target, dead_letter, deliver
-from shared.settings import get_settings
-from shared.task_names import DELIVERY_DELIVER
+from shared.delivery import Target, claim_overdue, dead_letter, deliver, record_pending, settle
+from shared.settings import Settings, get_settings
+from shared.task_names import DELIVERY_DELIVER, DELIVERY_SWEEP_OUTBOX
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,9 @@ class DeliveryTask(Task):  # type: ignore[misc]
         settings = get_settings()
         metrics.DELIVERY_ATTEMPTS.labels(outcome="dead_lettered").inc()
         try:
-            dead_letter(get_redis(settings), settings, dict(kwargs), f"{type(exc).__name__}: {exc}")
+            r = get_redis(settings)
+            dead_letter(r, settings, dict(kwargs), f"{type(exc).__name__}: {exc}")
+            settle(r, settings, kwargs["dedup_key"])
         except redis.RedisError:
             # Redis itself is what failed: the log is the last place this delivery is recorded.
             log.critical("delivery %s lost with Redis down: %r", kwargs.get("dedup_key"), exc)
@@ -38,6 +40,7 @@ class DeliveryTask(Task):  # type: ignore[misc]
 
 def enqueue_delivery(
     app: Celery,
+    settings: Settings,
     *,
     target: Target,
     target_id: str,
@@ -45,18 +48,22 @@ def enqueue_delivery(
     data: dict[str, Any],
     dedup_key: str,
 ) -> None:
-    """Send ``delivery.deliver``; the one way tasks address a person (sync notifications...)."""
-    app.send_task(
-        DELIVERY_DELIVER,
-        kwargs={
-            "target": target,
-            "target_id": target_id,
-            "event_type": event_type,
-            "data": data,
-            "dedup_key": dedup_key,
-            "enqueued_at": time.time(),
-        },
-    )
+    """Send ``delivery.deliver``; the one way tasks address a person (sync notifications...).
+
+    The delivery is written to the outbox first, so even a task the broker loses
+    is re-sent by the sweep.
+    """
+    now = time.time()
+    payload = {
+        "target": target,
+        "target_id": target_id,
+        "event_type": event_type,
+        "data": data,
+        "dedup_key": dedup_key,
+        "enqueued_at": now,
+    }
+    record_pending(get_redis(settings), settings, payload, now)
+    app.send_task(DELIVERY_DELIVER, kwargs=payload)
 
 
 @shared_task(
@@ -90,7 +97,21 @@ def deliver_event(
         data=data,
         dedup_key=dedup_key,
     )
+    settle(get_redis(settings), settings, dedup_key)
     metrics.DELIVERY_ATTEMPTS.labels(outcome="delivered" if appended.written else "duplicate").inc()
     if enqueued_at is not None and appended.written:
         metrics.DELIVERY_LATENCY.observe(max(0.0, time.time() - enqueued_at))
     return appended.id
+
+
+@shared_task(name=DELIVERY_SWEEP_OUTBOX, ignore_result=True, time_limit=120)
+def sweep_outbox() -> int:
+    """Re-send deliveries whose task never settled (beat runs this); returns how many."""
+    settings = get_settings()
+    claimed = claim_overdue(get_redis(settings), settings, time.time())
+    for payload in claimed:
+        metrics.DELIVERY_ATTEMPTS.labels(outcome="resent").inc()
+        sweep_outbox.app.send_task(DELIVERY_DELIVER, kwargs=payload)
+    if claimed:
+        log.warning("re-sent %d deliveries left unsettled", len(claimed))
+    return len(claimed)

@@ -56,6 +56,7 @@ def _notifier(task: Task) -> Any:
     def notify(user_id: str, event_type: str, data: dict[str, Any], dedup_key: str) -> None:
         enqueue_delivery(
             task.app,
+            get_settings(),
             target="user",
             target_id=user_id,
             event_type=event_type,
