@@ -310,3 +310,17 @@ def test_sigterm_ends_streams_with_reconnect(
         assert leaving.process.wait(20) == 0
     finally:
         leaving.stop()
+
+
+def test_unanswered_question_ends_the_stream_with_an_error(settings, make_user) -> None:
+    """No worker listens to this app's queue: after the chat timeout the stream says so."""
+    from web import create_app
+
+    app = create_app(dataclasses.replace(settings, chat_timeout_seconds=1.0))
+    app.extensions["mailchat"].celery.conf.task_routes = {
+        "assistant.*": {"queue": "nobody-listens"}
+    }
+    user, _ = make_user()
+    response = app.test_client().get("/api/chat/stream?q=hello", headers=bearer(settings, user))
+    text = response.get_data(as_text=True)
+    assert "event: error" in text and "assistant_unavailable" in text

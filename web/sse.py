@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -94,7 +95,8 @@ def chat_stream() -> Any:
     def body() -> Iterator[str]:
         # A dropped connection does not cancel the answer: the client may be
         # reconnecting to resume it. Only a newer question cancels it.
-        finished = False
+        finished = answering = False
+        unanswered_deadline = time.monotonic() + svc.settings.chat_timeout_seconds
         yield f"retry: {svc.settings.sse_retry_ms}\n\n"
         yield sse_control(
             "ready",
@@ -108,11 +110,24 @@ def chat_stream() -> Any:
             stream,
             position_before(started.question_event_id),
             until_answered=started.client_message_id,
-            idle_seconds=svc.settings.sse_ping_seconds,
+            idle_seconds=min(svc.settings.sse_ping_seconds, svc.settings.chat_timeout_seconds),
         ):
             if event is None:
+                if not answering and time.monotonic() > unanswered_deadline:
+                    # No worker took the question (it expires unanswered): say so, like POST does.
+                    yield sse_control(
+                        "error",
+                        {
+                            "code": "assistant_unavailable",
+                            "message": "No assistant worker answered in time; try again.",
+                            "client_message_id": started.client_message_id,
+                        },
+                    )
+                    return
                 yield ": ping\n\n"
                 continue
+            if event.type != "question":
+                answering = True
             if is_terminal_for(event, started.client_message_id):
                 finished = True
                 record_answer_metrics(event)
