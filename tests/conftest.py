@@ -90,7 +90,8 @@ def app(settings: Settings):  # type: ignore[no-untyped-def]
 
     flask_app = create_app(settings)
     flask_app.config["TESTING"] = True
-    return flask_app
+    yield flask_app
+    flask_app.extensions["mailchat"].relay.stop()  # before the session's Redis goes away
 
 
 @pytest.fixture()
