@@ -110,6 +110,10 @@ def delete_user_data(
         )
     )
     report.dead_letters = _delete_dead_letters(r, keys, {user_id, *conversation_ids})
+    # Rate-limit windows name the user too (they expire within minutes, but go now).
+    report.redis_keys += _delete_matching(
+        r, f"{glob_escape(keys.prefix)}rate:*:{glob_escape(user_id)}:*"
+    )
     if delete_user:
         email = r.hget(keys.user(user_id), "email")
         doomed = [keys.user(user_id)] + ([keys.user_by_email(str(email))] if email else [])

@@ -45,10 +45,17 @@ class WebInstance:
 
 
 def start_web(
-    log_dir: Path, extra_env: dict[str, str] | None = None, workers: int = 1
+    log_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    workers: int = 1,
+    port: int | None = None,
 ) -> WebInstance:
-    """Start gunicorn (gevent workers) on a free port with the session's MAILCHAT_* environment."""
-    port = free_port()
+    """Start gunicorn (gevent workers) with the session's MAILCHAT_* environment.
+
+    On a free port, or on ``port`` (a restart test starts a new instance where
+    the stopped one listened, so its clients reconnect to the same URL).
+    """
+    port = port or free_port()
     env = dict(os.environ)
     env.update(
         MAILCHAT_WEB_PORT=str(port),

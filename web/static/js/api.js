@@ -155,8 +155,9 @@ export class Api {
             await this.tokens.refresh();
             attempt -= 1; // the retry after a refresh is not a backoff step
             continue;
-          } catch {
-            // fall through: the session is over
+          } catch (refreshError) {
+            // Only a refused refresh ends the session; an unreachable server does not.
+            if (refreshError?.name !== "AuthRequiredError") throw this.report(error, method, path, options.quiet);
           }
         }
         this.tokens.requireLogin(error.message);

@@ -5,6 +5,7 @@
 // that fails the person is asked to log in again.
 
 const KEY = "mailchat.session";
+const REQUEST_TIMEOUT_MS = 10_000;
 
 export class AuthRequiredError extends Error {
   constructor(message = "Log in to continue.") {
@@ -69,11 +70,17 @@ export class TokenStore {
   }
 
   async login(email, password) {
-    const response = await this.fetch("/api/auth/login", {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ email, password }),
-    });
+    let response;
+    try {
+      response = await this.fetch("/api/auth/login", {
+        method: "POST",
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ email, password }),
+      });
+    } catch (cause) {
+      throw new Error("The server cannot be reached; try again in a moment.", { cause });
+    }
     const body = await response.json().catch(() => null);
     if (!response.ok) {
       const error = new Error(body?.error?.message || `Login failed (${response.status}).`);
@@ -101,6 +108,7 @@ export class TokenStore {
     try {
       response = await this.fetch("/api/auth/refresh", {
         method: "POST",
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
         headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
       });
     } catch (cause) {
@@ -116,6 +124,11 @@ export class TokenStore {
     }
     this.set(await response.json());
     return this.token();
+  }
+
+  /** Milliseconds until the token should be refreshed (`marginMs` before it expires). */
+  msUntilRefresh(marginMs = 120_000) {
+    return this.session ? this.session.expiresAt - marginMs - this.now() : null;
   }
 
   /** A token issued less than `maxAgeMs` ago, refreshing if needed (before each socket connect). */

@@ -167,8 +167,11 @@ export class Conversation {
   applyAnswer(cmid, { answer, citations, search }) {
     const turn = this.byCmid.get(cmid);
     if (!turn) return null;
-    turn.confirmed = true;
     turn.local = null;
+    // The JSON answer does not say whether it was cancelled: a turn this page
+    // already superseded waits for the log's own `done` to decide.
+    if (turn.answer.status === "superseded") return cmid;
+    turn.confirmed = true;
     return this.finish(turn, { cancelled: false, answer, citations, search });
   }
 
