@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from shared import metrics
 from shared.asking import DONE, StartedQuestion, is_terminal_for, start_question
+from shared.assistant import MAX_WINDOW_DAYS, MIN_WINDOW_DAYS
 from shared.conversations import ConversationNotFound
 from shared.eventlog import Event
 from shared.task_names import ASSISTANT_ANSWER
@@ -14,10 +16,12 @@ from shared.users import User
 from web.errors import ApiError, queue_errors
 from web.extensions import services
 from web.shutdown import shutting_down
+from web.validation import int_in_range, optional_id
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
+DEFAULT_WINDOW_DAYS = 30
 
 
 def begin_question(
@@ -58,6 +62,27 @@ def begin_question(
                 expires=svc.settings.chat_timeout_seconds,
             )
     return started
+
+
+def ask(
+    user: User,
+    fields: dict[str, Any],
+    question: str,
+    *,
+    client_message_id_required: bool = False,
+) -> StartedQuestion:
+    """Validate what every transport's ask shares (window, ids), then begin the question."""
+    window_days = int_in_range(
+        fields, "window_days", MIN_WINDOW_DAYS, MAX_WINDOW_DAYS, DEFAULT_WINDOW_DAYS
+    )
+    client_message_id = optional_id(fields, "client_message_id")
+    if client_message_id_required and client_message_id is None:
+        raise ApiError(
+            400, "invalid_field", "'client_message_id' is required.", field="client_message_id"
+        )
+    return begin_question(
+        user, question, window_days, optional_id(fields, "conversation_id"), client_message_id
+    )
 
 
 def follow(

@@ -15,37 +15,24 @@ from flask import Blueprint, jsonify
 
 from shared import metrics
 from shared.asking import DONE, ERROR, chat_response
-from shared.assistant import MAX_WINDOW_DAYS, MIN_WINDOW_DAYS
 from shared.eventlog import EventLog, position_before
 from shared.tickets import issue_ticket
-from web.asking import RETRY_AFTER_SECONDS, begin_question, follow, record_answer_metrics
+from web.asking import RETRY_AFTER_SECONDS, ask, follow, record_answer_metrics
 from web.auth import current_user
 from web.errors import ApiError
 from web.extensions import services
-from web.validation import int_in_range, json_body, optional_id, question_from
+from web.validation import json_body, question_from
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("chat", __name__, url_prefix="/api")
-
-DEFAULT_WINDOW_DAYS = 30
 
 
 @bp.post("/chat")
 def chat() -> Any:
     svc = services()
     body = json_body()
-    question = question_from(body, svc.settings.max_question_chars)
-    window_days = int_in_range(
-        body, "window_days", MIN_WINDOW_DAYS, MAX_WINDOW_DAYS, DEFAULT_WINDOW_DAYS
-    )
-    started = begin_question(
-        current_user(),
-        question,
-        window_days,
-        optional_id(body, "conversation_id"),
-        optional_id(body, "client_message_id"),
-    )
+    started = ask(current_user(), body, question_from(body, svc.settings.max_question_chars))
     stream = EventLog(svc.redis, svc.settings).conversation_stream(started.conversation_id)
     deadline = time.monotonic() + svc.settings.chat_timeout_seconds
     before_question = position_before(started.question_event_id)

@@ -20,6 +20,7 @@ from flask import Blueprint, Response, jsonify, request, send_from_directory
 from shared import metrics
 from shared.ratelimit import hit
 from shared.ux import user_agent_type
+from web.asking import DEFAULT_WINDOW_DAYS
 from web.auth import current_user
 from web.errors import ApiError
 from web.extensions import services
@@ -30,7 +31,6 @@ bp = Blueprint("client", __name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 WINDOWS_DAYS = (7, 30, 60, 90)
-DEFAULT_WINDOW_DAYS = 30
 
 # The page loads only its own scripts and styles, and talks only to its own
 # origin ('self' covers ws:/wss: of the same host). Tickets ride in stream

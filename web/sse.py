@@ -19,21 +19,19 @@ from flask import Blueprint, Response, request, stream_with_context
 
 from shared import metrics
 from shared.asking import is_terminal_for
-from shared.assistant import MAX_WINDOW_DAYS, MIN_WINDOW_DAYS
 from shared.conversations import owns_conversation
 from shared.eventlog import Event, EventLog, is_entry_id, position_before
-from web.asking import begin_question, follow, record_answer_metrics
+from web.asking import ask, follow, record_answer_metrics
 from web.auth import current_user
 from web.errors import ApiError, error_response
 from web.extensions import services
-from web.validation import int_in_range, optional_id, required_string
+from web.validation import required_string
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("sse", __name__, url_prefix="/api")
 
 STREAM_ENDPOINTS = {"sse.chat_stream", "sse.conversation_stream"}
-DEFAULT_WINDOW_DAYS = 30
 
 
 def sse_event(event: Event) -> str:
@@ -79,17 +77,7 @@ def chat_stream() -> Any:
     if not svc.settings.chat_streaming_enabled:
         return streaming_disabled()
     args = request.args.to_dict()
-    question = required_string(args, "q", svc.settings.max_question_chars)
-    window_days = int_in_range(
-        args, "window_days", MIN_WINDOW_DAYS, MAX_WINDOW_DAYS, DEFAULT_WINDOW_DAYS
-    )
-    started = begin_question(
-        current_user(),
-        question,
-        window_days,
-        optional_id(args, "conversation_id"),
-        optional_id(args, "client_message_id"),
-    )
+    started = ask(current_user(), args, required_string(args, "q", svc.settings.max_question_chars))
     stream = EventLog(svc.redis, svc.settings).conversation_stream(started.conversation_id)
 
     def body() -> Iterator[str]:

@@ -22,16 +22,15 @@ from flask_sock import ConnectionClosed, Sock
 
 from shared import metrics
 from shared.asking import is_terminal_for
-from shared.assistant import MAX_WINDOW_DAYS, MIN_WINDOW_DAYS
 from shared.conversations import owns_conversation
 from shared.eventlog import Event, EventLog, is_entry_id, position_before
 from shared.users import TokenError, User, verify_token
-from web.asking import begin_question, record_answer_metrics
+from web.asking import ask, record_answer_metrics
 from web.errors import ApiError
 from web.extensions import Services, services
 from web.relay import Waiter
 from web.shutdown import shutting_down
-from web.validation import int_in_range, optional_id, required_string
+from web.validation import optional_id, required_string
 
 log = logging.getLogger(__name__)
 
@@ -222,21 +221,9 @@ class SocketSession:
             raise FrameError("unknown_type", f"Unknown frame type {kind!r}.", "type")
 
     def chat_send(self, frame: dict[str, Any]) -> None:
-        settings = self.svc.settings
-        question = required_string(frame, "q", settings.max_question_chars)
-        window_days = int_in_range(frame, "window_days", MIN_WINDOW_DAYS, MAX_WINDOW_DAYS, 30)
-        client_message_id = optional_id(frame, "client_message_id")
-        if client_message_id is None:
-            raise FrameError(
-                "invalid_field", "'client_message_id' is required.", "client_message_id"
-            )
-        started = begin_question(
-            self.user,
-            question,
-            window_days,
-            optional_id(frame, "conversation_id"),
-            client_message_id,
-        )
+        question = required_string(frame, "q", self.svc.settings.max_question_chars)
+        # The client's id is what makes a re-send after reconnect harmless: required here.
+        started = ask(self.user, frame, question, client_message_id_required=True)
         stream = self.events.conversation_stream(started.conversation_id)
         self.asked[started.client_message_id] = stream
         self.follow(stream, position_before(started.question_event_id))
