@@ -34,6 +34,7 @@ from web.shutdown import on_shutdown
 log = logging.getLogger(__name__)
 
 TAIL_EVENTS = 256
+OUTAGE_AFTER_FAILURES = 3
 HEARTBEAT_SECONDS = 30
 STALE_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS
 
@@ -180,18 +181,22 @@ class Relay:
 
     def _listen_forever(self) -> None:
         backoff = 0.1
+        failures = 0
         while not self._stopping.is_set():
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(self.keys.doorbell_channel())
                 self.wake_all()  # anything published while we were not listening
-                backoff = 0.1
+                backoff, failures = 0.1, 0
                 while not self._stopping.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message and message.get("type") == "message":
                         self._ring(str(message["data"]))
             except redis.RedisError as exc:
-                log.warning("doorbell listener lost Redis (%r); retrying in %.1fs", exc, backoff)
+                # A blip is routine (waiters re-read on reconnect); an outage is worth a warning.
+                failures += 1
+                level = logging.WARNING if failures >= OUTAGE_AFTER_FAILURES else logging.DEBUG
+                log.log(level, "doorbell listener lost Redis (%r); retry in %.1fs", exc, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
