@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(chat.bp)
     app.register_blueprint(sse.bp)
     app.register_blueprint(conversations.bp)
-    ws.init_websocket(app)
+    ws.init_websocket(app, settings)
     app.register_blueprint(health.bp)
     app.register_blueprint(me.bp)
     app.register_blueprint(accounts.bp)

@@ -24,6 +24,7 @@ from shared import metrics
 from shared.asking import is_terminal_for
 from shared.conversations import owns_conversation
 from shared.eventlog import Event, EventLog, is_entry_id, position_before
+from shared.settings import Settings
 from shared.users import TokenError, User, verify_token
 from web.asking import ask, record_answer_metrics
 from web.errors import ApiError
@@ -49,14 +50,10 @@ _active_lock = threading.Lock()
 _active_sockets = 0
 
 
-def init_websocket(app: Flask) -> None:
-    settings = services_settings(app)
+def init_websocket(app: Flask, settings: Settings) -> None:
+    """Register /ws; frames over the limit are refused by simple-websocket with close 1009."""
     app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": settings.ws_max_message_bytes}
     sock.init_app(app)
-
-
-def services_settings(app: Flask):  # type: ignore[no-untyped-def]
-    return app.extensions["mailchat"].settings
 
 
 class FrameError(ValueError):
