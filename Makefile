@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m shared.devrun
+	$(PY) -m devtools.run
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -10,10 +10,10 @@ from __future__ import annotations
 from celery import Celery
 from celery.app import trace
 
-from shared.lifecycle import beat_schedule as lifecycle_beat_schedule
-from shared.settings import Settings, get_settings
-from shared.sync_schedule import beat_schedule as mail_beat_schedule
-from shared.task_names import ALL_QUEUES, DELIVERY_SWEEP_OUTBOX, QUEUE_SEARCH, TASK_ROUTES
+from shared.core.settings import Settings, get_settings
+from shared.core.task_names import ALL_QUEUES, DELIVERY_SWEEP_OUTBOX, QUEUE_SEARCH, TASK_ROUTES
+from shared.index.lifecycle import beat_schedule as lifecycle_beat_schedule
+from shared.sync.schedule import beat_schedule as mail_beat_schedule
 
 # Results carry email subjects and snippets: log that a task succeeded, never what it
 # returned (Celery's default message includes the return value).

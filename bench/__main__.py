@@ -23,16 +23,16 @@ from pathlib import Path
 from bench import realtime
 from bench.mail_sync import bench_mail_sync
 from celery_app import worker_command
-from shared.assistant import parse_question
-from shared.clients import get_elasticsearch, get_redis
-from shared.demo_mailbox import write_mbox
-from shared.devrun import PROJECT_ROOT, settings_environment, start_missing_servers
-from shared.importer import import_mbox
-from shared.index import bootstrap
-from shared.localservers import free_port
-from shared.search import search_emails
-from shared.settings import Settings
-from shared.users import create_user
+from devtools.demo_mailbox import write_mbox
+from devtools.run import PROJECT_ROOT, settings_environment, start_missing_servers
+from devtools.servers import free_port
+from shared.assistant.answer import parse_question
+from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.settings import Settings
+from shared.identity.users import create_user
+from shared.index.search import search_emails
+from shared.index.template import bootstrap
+from shared.index.writer import import_mbox
 
 QUESTIONS = [
     "interviews in the last 30 days",

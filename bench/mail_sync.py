@@ -20,16 +20,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared import accounts
-from shared.clients import get_elasticsearch, get_redis
-from shared.demo_mailbox import write_mbox
-from shared.gmail_quota import QuotaBudget
-from shared.keys import RedisKeys
-from shared.mbox import iter_mbox
-from shared.providers.gmail_api import GmailApi, credentials
-from shared.settings import Settings
-from shared.sync import SyncOptions, sync_account
-from shared.users import create_user
+from devtools.demo_mailbox import write_mbox
+from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.keys import RedisKeys
+from shared.core.settings import Settings
+from shared.identity.users import create_user
+from shared.mail.mbox import iter_mbox
+from shared.sync import accounts
+from shared.sync.engine import SyncOptions, sync_account
+from shared.sync.gmail_quota import QuotaBudget
+from shared.sync.providers.gmail_api import GmailApi, credentials
 
 IMAP_MESSAGES = 10_000
 GMAIL_MESSAGES = 1_000
@@ -57,7 +57,7 @@ def _fill_maildir(root: Path, user: str, workdir: Path) -> int:
 
 def bench_imap(settings: Settings, workdir: Path) -> list[str]:
     try:
-        from tests.dovecot import DovecotMissing, start_dovecot
+        from tests.sync.dovecot import DovecotMissing, start_dovecot
     except ImportError:
         return ["IMAP sync: skipped (tests/dovecot.py not importable)"]
     try:
@@ -104,7 +104,7 @@ def _units(settings: Settings, account_id: str) -> int:
 def bench_gmail(settings: Settings) -> list[str]:
     from google_auth_httplib2 import AuthorizedHttp
 
-    from tests import gmail_fixtures as g
+    from tests.sync import gmail_fixtures as g
 
     configured = _gmail_settings(settings)
     r, es = get_redis(configured), get_elasticsearch(configured)

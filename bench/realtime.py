@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.wsclient import RawSocket
-from shared.clients import get_redis
-from shared.eventlog import EventLog
-from shared.settings import Settings
+from shared.core.clients import get_redis
+from shared.core.settings import Settings
+from shared.realtime.eventlog import EventLog
 
 SSE_CLIENTS = 50
 SSE_QUESTIONS = 200

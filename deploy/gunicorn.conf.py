@@ -10,7 +10,7 @@ the app is imported.
 import os
 import signal
 
-from shared.settings import Settings
+from shared.core.settings import Settings
 
 _settings = Settings.from_env()
 
@@ -33,7 +33,7 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     end with "reconnect", all within graceful_timeout, while gunicorn lets
     requests in flight finish.
     """
-    from web.shutdown import begin_shutdown
+    from web.realtime.shutdown import begin_shutdown
 
     original = signal.getsignal(signal.SIGTERM)
 

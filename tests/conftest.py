@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from shared.localservers import LocalServer, start_noida_elasticsearch, start_redis
-from shared.settings import ENV_PREFIX, Settings, get_settings
+from devtools.servers import LocalServer, start_noida_elasticsearch, start_redis
+from shared.core.settings import ENV_PREFIX, Settings, get_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CORPUS_DIR = PROJECT_ROOT.parent / "shared" / "corpus" / "mime"
+CORPUS_DIR = PROJECT_ROOT / "tests" / "corpus" / "mime"
 
 
 @pytest.fixture(scope="session")
@@ -59,8 +59,8 @@ def settings(
         os.environ[ENV_PREFIX + name.upper()] = str(value)
     get_settings.cache_clear()
     built = get_settings()
-    from shared.clients import get_elasticsearch
-    from shared.index import bootstrap
+    from shared.core.clients import get_elasticsearch
+    from shared.index.template import bootstrap
 
     bootstrap(get_elasticsearch(built), built)
     yield built
@@ -102,8 +102,8 @@ def client(app):  # type: ignore[no-untyped-def]
 @pytest.fixture()
 def make_user(settings: Settings):  # type: ignore[no-untyped-def]
     """Create a fresh user; returns (user, password)."""
-    from shared.clients import get_redis
-    from shared.users import create_user
+    from shared.core.clients import get_redis
+    from shared.identity.users import create_user
 
     def _make(prefix: str = "user") -> tuple:
         password = secrets.token_urlsafe(12)
@@ -114,7 +114,7 @@ def make_user(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def auth_header(settings: Settings, user) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    from shared.users import issue_token
+    from shared.identity.users import issue_token
 
     return {"Authorization": f"Bearer {issue_token(settings, user)}"}
 
@@ -142,7 +142,7 @@ def pytest_make_collect_report(collector):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def dovecot():  # type: ignore[no-untyped-def]
     """A real Dovecot IMAP server (Debian's dovecot-imapd) on a free port, for the session."""
-    from tests.dovecot import DovecotMissing, start_dovecot
+    from tests.sync.dovecot import DovecotMissing, start_dovecot
 
     try:
         server = start_dovecot()

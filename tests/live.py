@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.localservers import free_port
+from devtools.servers import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from shared.settings import Settings, get_settings
+from shared.core.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -20,23 +20,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from web import (
-        accounts,
-        auth,
-        chat,
-        cli,
-        client,
-        conversations,
-        emails,
-        errors,
-        extensions,
-        health,
-        mail_upload,
-        me,
-        metrics,
-        sse,
-        ws,
-    )
+    from web import cli, client, errors, extensions, metrics
+    from web.api import accounts, auth, chat, conversations, emails, health, me
+    from web.api import mail as mail_upload
+    from web.realtime import sse, ws
 
     extensions.init_services(app, settings)
     errors.register_error_handlers(app)

@@ -14,12 +14,12 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from shared import lifecycle
-from shared.importer import import_mbox
-from shared.index import bootstrap
-from shared.lifecycle.policy import LifecycleError
-from shared.userdata import delete_user_data
-from shared.users import UserError, create_user, find_user
+from shared.identity.users import UserError, create_user, find_user
+from shared.index import lifecycle
+from shared.index.lifecycle.policy import LifecycleError
+from shared.index.template import bootstrap
+from shared.index.writer import import_mbox
+from shared.privacy.delete_data import delete_user_data
 from web.extensions import services
 
 index_cli = AppGroup("index", help="Manage the email index.")

@@ -17,13 +17,13 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, send_from_directory
 
-from shared import metrics
-from shared.ratelimit import hit
-from shared.ux import user_agent_type
-from web.asking import DEFAULT_WINDOW_DAYS
-from web.auth import current_user
+from shared.core import metrics
+from shared.core.ratelimit import hit
+from shared.core.user_agents import user_agent_type
+from web.api.auth import current_user
 from web.errors import ApiError
 from web.extensions import services
+from web.realtime.asking import DEFAULT_WINDOW_DAYS
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from celery import Celery
 from elasticsearch import Elasticsearch
 from flask import Flask, current_app
 
-from shared.clients import get_elasticsearch, get_redis
-from shared.settings import Settings
-from web.relay import Relay
+from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.settings import Settings
+from web.realtime.relay import Relay
 
 EXTENSION_KEY = "mailchat"
 

@@ -1,4 +1,4 @@
-"""Prometheus for the web app: request metrics plus ``shared.metrics``, at ``/metrics``.
+"""Prometheus for the web app: request metrics plus ``shared.core.metrics``, at ``/metrics``.
 
 Under gunicorn with several workers (``PROMETHEUS_MULTIPROC_DIR`` set) the
 multiprocess exporter aggregates every worker's samples; otherwise a plain

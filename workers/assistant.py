@@ -9,12 +9,12 @@ import redis
 from celery import Task, shared_task
 from elasticsearch import ConnectionError as ESConnectionError
 
-from shared.asking import DONE, ERROR, event_key, is_active
-from shared.assistant import AnswerCancelled, stream_answer
-from shared.clients import get_elasticsearch, get_redis
-from shared.delivery import deliver
-from shared.settings import get_settings
-from shared.task_names import ASSISTANT_ANSWER
+from shared.assistant.answer import AnswerCancelled, stream_answer
+from shared.assistant.asking import DONE, ERROR, event_key, is_active
+from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.settings import get_settings
+from shared.core.task_names import ASSISTANT_ANSWER
+from shared.realtime.delivery import deliver
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,18 @@ from typing import Any
 import redis
 from celery import Celery, Task, shared_task
 
-from shared import metrics
-from shared.clients import get_redis
-from shared.delivery import Target, claim_overdue, dead_letter, deliver, record_pending, settle
-from shared.settings import Settings, get_settings
-from shared.task_names import DELIVERY_DELIVER, DELIVERY_SWEEP_OUTBOX
+from shared.core import metrics
+from shared.core.clients import get_redis
+from shared.core.settings import Settings, get_settings
+from shared.core.task_names import DELIVERY_DELIVER, DELIVERY_SWEEP_OUTBOX
+from shared.realtime.delivery import (
+    Target,
+    claim_overdue,
+    dead_letter,
+    deliver,
+    record_pending,
+    settle,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Index lifecycle tasks, run by beat: rollover (hourly) and retention (daily).
 
-Thin: pick the alias, call ``shared.lifecycle``, return what happened. Each
+Thin: pick the alias, call ``shared.index.lifecycle``, return what happened. Each
 run takes the per-alias Redis lock itself and re-reads the cluster under it,
 so a retried, redelivered or doubled run finds the work done and does
 nothing ("not_due", "nothing_due" or "locked"). Only transport errors are
@@ -18,10 +18,10 @@ from celery import shared_task
 from elasticsearch import ConnectionError as ESConnectionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from shared import lifecycle
-from shared.clients import get_elasticsearch, get_redis
-from shared.settings import Settings, get_settings
-from shared.task_names import INDEX_RETENTION, INDEX_ROLLOVER
+from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.settings import Settings, get_settings
+from shared.core.task_names import INDEX_RETENTION, INDEX_ROLLOVER
+from shared.index import lifecycle
 
 log = logging.getLogger(__name__)
 

@@ -18,22 +18,22 @@ from celery import Task, shared_task
 from elasticsearch import ConnectionError as ESConnectionError
 from elasticsearch import TransportError
 
-from shared import accounts
-from shared.clients import get_elasticsearch, get_redis
-from shared.gmail_quota import QuotaExhausted
-from shared.importer import import_mbox as import_mbox_file
-from shared.providers.base import NeedsReauth, ProviderError
-from shared.providers.gmail_push import ensure_watch, renew_watches
-from shared.settings import get_settings
-from shared.sync import SyncOptions, gmail_client
-from shared.sync import sync_account as run_sync
-from shared.sync_schedule import sync_all as queue_all
-from shared.task_names import (
+from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.settings import get_settings
+from shared.core.task_names import (
     MAIL_IMPORT_MBOX,
     MAIL_RENEW_GMAIL_WATCH,
     MAIL_SYNC_ACCOUNT,
     MAIL_SYNC_ALL,
 )
+from shared.index.writer import import_mbox as import_mbox_file
+from shared.sync import accounts
+from shared.sync.engine import SyncOptions, gmail_client
+from shared.sync.engine import sync_account as run_sync
+from shared.sync.gmail_quota import QuotaExhausted
+from shared.sync.providers.base import NeedsReauth, ProviderError
+from shared.sync.providers.gmail_push import ensure_watch, renew_watches
+from shared.sync.schedule import sync_all as queue_all
 from workers.delivery import enqueue_delivery
 
 log = logging.getLogger(__name__)

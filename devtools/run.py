@@ -1,0 +1,146 @@
+"""``make run``: the whole system on one machine, under one supervisor.
+
+1. Start redis-server and noida-db unless their URLs are configured.
+2. Bootstrap the index, create the demo user, import the demo mailbox once.
+3. Hand over to honcho, which runs the Procfile (worker, beat, Flower, web)
+   with the resolved settings in its environment.
+
+Ctrl-C stops honcho's processes, then the servers started here. All state
+lives in the data dir, so the next ``make run`` finds it again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from devtools.demo_mailbox import write_mbox
+from devtools.servers import LocalServer, start_noida_elasticsearch, start_redis
+from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.keys import RedisKeys
+from shared.core.settings import ENV_PREFIX, Settings
+from shared.identity.users import ensure_user
+from shared.index.template import bootstrap
+from shared.index.writer import import_mbox
+
+log = logging.getLogger("mailchat.run")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_missing_servers(settings: Settings) -> tuple[Settings, list[LocalServer]]:
+    """Start local servers for every URL left empty; return settings pointing at them."""
+    started: list[LocalServer] = []
+    if not settings.redis_url:
+        redis_server = start_redis(settings.data_path / "redis", settings.redis_port)
+        started.append(redis_server)
+        settings = dataclasses.replace(settings, redis_url=redis_server.url)
+    if not settings.elasticsearch_url:
+        es_server = start_noida_elasticsearch(
+            settings.data_path / "elasticsearch", settings.elasticsearch_port
+        )
+        started.append(es_server)
+        settings = dataclasses.replace(settings, elasticsearch_url=es_server.url)
+    return settings, started
+
+
+def prepare_demo(settings: Settings) -> str:
+    """Bootstrap the index and import the demo mailbox on first start. Returns a status line."""
+    es = get_elasticsearch(settings)
+    r = get_redis(settings)
+    for action in bootstrap(es, settings):
+        log.info("index: %s", action)
+    user = ensure_user(r, settings, settings.demo_email, settings.demo_password)
+    flag = RedisKeys(settings.key_prefix).demo_imported()
+    if r.get(flag):
+        return f"demo mailbox already imported for {user.email}"
+    mbox_path = settings.data_path / "demo.mbox"
+    write_mbox(
+        mbox_path,
+        owner_address=settings.demo_email,
+        today=datetime.now(UTC).date(),
+        count=settings.demo_message_count,
+    )
+    stats = import_mbox(es, settings, user.id, mbox_path, refresh=True)
+    r.set(flag, datetime.now(UTC).isoformat())
+    return f"demo mailbox imported for {user.email}: {stats.indexed} emails"
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """Settings as MAILCHAT_* variables, so every child process reads the same values."""
+    env = dict(os.environ)
+    for field in dataclasses.fields(settings):
+        env[ENV_PREFIX + field.name.upper()] = str(getattr(settings, field.name))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def banner(settings: Settings, status: str) -> str:
+    host = settings.web_host
+    return "\n".join(
+        [
+            "",
+            "Mailchat is starting",
+            f"  chat API       http://{host}:{settings.web_port}/  (POST /api/auth/login, /api/chat)",
+            f"  metrics        http://{host}:{settings.web_port}/metrics",
+            f"  Flower         http://127.0.0.1:{settings.flower_port}/",
+            f"  Redis          {settings.redis_url}",
+            f"  Elasticsearch  {settings.elasticsearch_url}",
+            f"  demo login     {settings.demo_email} / {settings.demo_password}",
+            f"  {status}",
+            "",
+        ]
+    )
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run_supervisor(env: dict[str, str]) -> int:
+    """Run honcho on the Procfile until it exits; Ctrl-C and SIGTERM stop it cleanly.
+
+    Ctrl-C reaches honcho directly (same process group), so on
+    KeyboardInterrupt we only wait for it to finish stopping its children.
+    SIGTERM (e.g. from a service manager) is forwarded to it.
+    """
+    honcho = Path(sys.executable).parent / "honcho"
+    command = [str(honcho), "start", "-f", str(PROJECT_ROOT / "Procfile"), "-d", str(PROJECT_ROOT)]
+    process = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)
+    signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signal.SIGTERM))
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            continue
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so `finally` stops the servers
+    settings = Settings.from_env().with_secret_key()
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    settings, started = start_missing_servers(settings)
+    try:
+        status = prepare_demo(settings)
+        print(banner(settings, status), flush=True)
+        env = settings_environment(settings)
+        metrics_dir = settings.data_path / "prometheus"  # the Procfile's web line uses it
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        return run_supervisor(env)
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

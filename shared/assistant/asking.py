@@ -1,0 +1,112 @@
+"""Starting, cancelling and finishing a question, whatever the transport.
+
+``POST /api/chat``, the SSE stream and the WebSocket all ask the same way:
+claim the conversation, append the user's turn to its log (idempotent on the
+client message id), mark it the conversation's active question (which
+cancels any older one still running), and tell the caller whether an answer
+must be enqueued. The worker writes its events with dedup keys derived from
+the same client message id, so a retried request or task never doubles.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from shared.core.keys import RedisKeys
+from shared.core.settings import Settings
+from shared.realtime.conversations import claim_conversation
+from shared.realtime.eventlog import Event, EventLog
+
+log = logging.getLogger(__name__)
+
+QUESTION = "question"
+SEARCH = "search"
+HITS = "hits"
+DELTA = "delta"
+DONE = "done"
+ERROR = "error"
+TERMINAL_TYPES = frozenset({DONE, ERROR})
+ACTIVE_TTL_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class StartedQuestion:
+    conversation_id: str
+    client_message_id: str
+    question_event_id: str
+    epoch: str
+    needs_answer: bool
+
+
+def new_client_message_id() -> str:
+    return "m_" + secrets.token_hex(8)
+
+
+def event_key(client_message_id: str, part: str) -> str:
+    """Dedup key of one answer event: stable across retries of the same question."""
+    return f"{client_message_id}:{part}"
+
+
+def start_question(
+    r: redis.Redis,
+    settings: Settings,
+    *,
+    user_id: str,
+    question: str,
+    window_days: int,
+    conversation_id: str | None,
+    client_message_id: str | None,
+) -> StartedQuestion:
+    """Record the user's turn and make it the conversation's active question.
+
+    Raises ``ConversationNotFound`` for somebody else's conversation. A repeat
+    of an already-answered client message id needs no new answer.
+    """
+    conversation_id = claim_conversation(r, settings, user_id, conversation_id)
+    client_message_id = client_message_id or new_client_message_id()
+    events = EventLog(r, settings)
+    stream = events.conversation_stream(conversation_id)
+    appended = events.append(
+        stream,
+        QUESTION,
+        {"client_message_id": client_message_id, "q": question, "window_days": window_days},
+        dedup_key=event_key(client_message_id, QUESTION),
+        conversation_id=conversation_id,
+    )
+    keys = RedisKeys(settings.key_prefix)
+    finished = bool(r.exists(keys.dedup(stream, event_key(client_message_id, DONE)))) or bool(
+        r.exists(keys.dedup(stream, event_key(client_message_id, ERROR)))
+    )
+    if not finished:
+        r.set(keys.active_question(conversation_id), client_message_id, ex=ACTIVE_TTL_SECONDS)
+    return StartedQuestion(
+        conversation_id, client_message_id, appended.id, appended.epoch, needs_answer=not finished
+    )
+
+
+def is_active(
+    r: redis.Redis, settings: Settings, conversation_id: str, client_message_id: str
+) -> bool:
+    """Whether this question is still the one to answer (the worker asks between steps)."""
+    active = r.get(RedisKeys(settings.key_prefix).active_question(conversation_id))
+    return active == client_message_id
+
+
+def is_terminal_for(event: Event, client_message_id: str) -> bool:
+    """True for the ``done``/``error`` event that ends this question's answer."""
+    return event.type in TERMINAL_TYPES and event.data.get("client_message_id") == client_message_id
+
+
+def chat_response(conversation_id: str, done: Event) -> dict[str, Any]:
+    """The plain JSON chat contract, from an answer's ``done`` event."""
+    return {
+        "conversation_id": conversation_id,
+        "answer": done.data.get("answer", ""),
+        "citations": done.data.get("citations", []),
+        "search": done.data.get("search", {}),
+    }

@@ -1,0 +1,156 @@
+"""Every Redis key Mailchat writes, built in one place.
+
+Keys all start with the settings' ``key_prefix`` so one Redis can serve
+several installations (and tests can isolate themselves by prefix).
+"""
+
+from __future__ import annotations
+
+
+class RedisKeys:
+    """Builds Redis key names from a prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def user(self, user_id: str) -> str:
+        """Hash: email, password_hash, created_at."""
+        return f"{self.prefix}user:{user_id}"
+
+    def user_by_email(self, email: str) -> str:
+        """String: the user id owning a (lowercased) email address."""
+        return f"{self.prefix}user-email:{email.lower()}"
+
+    def conversation_owner(self, conversation_id: str) -> str:
+        """String: the user id that owns a conversation, so nobody else can post into it."""
+        return f"{self.prefix}conversation-owner:{conversation_id}"
+
+    def user_conversations(self, user_id: str) -> str:
+        """Sorted set: the user's conversation ids, scored by last activity (unix seconds)."""
+        return f"{self.prefix}user-conversations:{user_id}"
+
+    def conversation_events(self, conversation_id: str) -> str:
+        """Stream: a conversation's event log (question, search, hits, deltas, done)."""
+        return f"{self.prefix}events:conversation:{conversation_id}"
+
+    def user_events(self, user_id: str) -> str:
+        """Stream: a user's notification log (sync progress, new mail)."""
+        return f"{self.prefix}events:user:{user_id}"
+
+    def stream_epoch(self, stream_key: str) -> str:
+        """String: a stream's epoch, set once; a changed epoch tells clients to refetch."""
+        return f"{stream_key}:epoch"
+
+    def dedup(self, stream_key: str, dedup_key: str) -> str:
+        """String: the entry id already written for a dedup key, so retries never double."""
+        return f"{stream_key}:dedup:{dedup_key}"
+
+    def active_question(self, conversation_id: str) -> str:
+        """String: the client message id being answered; a newer question replaces it (cancel)."""
+        return f"{self.prefix}active-question:{conversation_id}"
+
+    def chat_ticket(self, ticket: str) -> str:
+        """String: the user id a single-use SSE ticket was issued to (60 s)."""
+        return f"{self.prefix}chat-ticket:{ticket}"
+
+    def rate_limit(self, scope: str, subject: str, window: int) -> str:
+        """Counter: requests of one subject (a user id) to one scope in one clock window.
+
+        Expires two windows later on its own (``shared.core.ratelimit``), like a ticket.
+        """
+        return f"{self.prefix}rate:{scope}:{subject}:{window}"
+
+    def web_instances(self) -> str:
+        """Sorted set: live web processes, scored by their last heartbeat (unix seconds)."""
+        return f"{self.prefix}web-instances"
+
+    def doorbell_channel(self) -> str:
+        """Pub/sub channel: messages are stream keys that just got an entry."""
+        return f"{self.prefix}doorbell"
+
+    def delivery_outbox(self) -> str:
+        """Hash: dedup key -> delivery payload, until its event is in the log."""
+        return f"{self.prefix}delivery-outbox"
+
+    def delivery_outbox_due(self) -> str:
+        """Sorted set: dedup key -> when the outbox last sent it (sweeps re-send overdue ones)."""
+        return f"{self.prefix}delivery-outbox-due"
+
+    def dead_letters(self) -> str:
+        """Stream: deliveries that failed their last retry, with the reason."""
+        return f"{self.prefix}dead-letters:delivery"
+
+    def import_lock(self, user_id: str) -> str:
+        """Lock held while one mailbox import runs for a user."""
+        return f"{self.prefix}lock:import:{user_id}"
+
+    def index_lifecycle_lock(self, alias: str) -> str:
+        """Lock held by whoever acts on an alias's indices (rollover, retention, migrate)."""
+        return f"{self.prefix}lock:index-lifecycle:{alias}"
+
+    def index_lifecycle_runs(self, alias: str) -> str:
+        """Hash: job name -> JSON of its last run (outcome, time), shown by `index status`."""
+        return f"{self.prefix}index-lifecycle:{alias}:runs"
+
+    def demo_imported(self) -> str:
+        """Flag set once the demo mailbox has been imported."""
+        return f"{self.prefix}demo:imported"
+
+    # Mail accounts (issue 5). Everything per account starts with ``account:<id>``, and
+    # ``user-accounts:<user id>`` lists a user's accounts, so delete-my-data finds it all.
+
+    def account(self, account_id: str) -> str:
+        """Hash: an account's record (provider, state, encrypted credentials, counters)."""
+        return f"{self.prefix}account:{account_id}"
+
+    def account_prefix(self, account_id: str) -> str:
+        """Prefix of every key that belongs to one account (for SCAN on delete)."""
+        return f"{self.prefix}account:{account_id}:"
+
+    def user_accounts(self, user_id: str) -> str:
+        """Set: the account ids a user has connected."""
+        return f"{self.prefix}user-accounts:{user_id}"
+
+    def account_cursor(self, account_id: str) -> str:
+        """Hash: sync cursors (Gmail history id; per IMAP folder; mbox offset), as JSON."""
+        return f"{self.prefix}account:{account_id}:cursor"
+
+    def account_messages(self, account_id: str) -> str:
+        """Hash: message key -> JSON of where the account holds it (folders and labels)."""
+        return f"{self.prefix}account:{account_id}:messages"
+
+    def account_folder_uids(self, account_id: str, folder_digest: str, uidvalidity: int) -> str:
+        """Hash: IMAP uid -> message key, for one folder generation (UIDVALIDITY)."""
+        return f"{self.prefix}account:{account_id}:uids:{folder_digest}:{uidvalidity}"
+
+    def account_lock(self, account_id: str) -> str:
+        """Lock: held while one sync of the account runs, so two never overlap."""
+        return f"{self.prefix}account:{account_id}:lock"
+
+    def account_queued(self, account_id: str) -> str:
+        """Flag: a sync of the account is already queued, so bursts enqueue it once."""
+        return f"{self.prefix}account:{account_id}:queued"
+
+    def account_rerun(self, account_id: str) -> str:
+        """Flag: a sync was asked for while one ran; the running one goes round again."""
+        return f"{self.prefix}account:{account_id}:rerun"
+
+    def all_accounts(self) -> str:
+        """Set: every account id, for the scheduled sync of all accounts."""
+        return f"{self.prefix}accounts"
+
+    def account_quota(self, account_id: str, window: int) -> str:
+        """Counter: Gmail API quota units spent by the account in one minute window."""
+        return f"{self.prefix}account:{account_id}:quota:{window}"
+
+    def account_push_seen(self, account_id: str, message_id: str) -> str:
+        """Flag: a Pub/Sub push message already acted on (duplicates are no-ops)."""
+        return f"{self.prefix}account:{account_id}:push:{message_id}"
+
+    def gmail_address_accounts(self, address: str) -> str:
+        """Set: account ids syncing a Gmail address (push notifications name the address)."""
+        return f"{self.prefix}gmail-address:{address.lower()}"
+
+    def oauth_state_used(self, nonce: str) -> str:
+        """Flag: an OAuth state already redeemed, so a callback URL works once."""
+        return f"{self.prefix}oauth-state-used:{nonce}"

@@ -1,0 +1,165 @@
+"""Prometheus metric definitions, one place for every name.
+
+Names and labels are fixed by the seed documents. No label ever carries an
+unbounded value (no user, conversation or email ids): window sizes are
+bucketed and booleans are "true"/"false".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+ASSISTANT_TOOL_QUERIES = Counter(
+    "assistant_tool_queries_total",
+    "Searches the assistant ran, by window bucket and whether anything matched.",
+    ["window_bucket", "has_hits"],
+)
+ASSISTANT_ES_DURATION = Histogram(
+    "assistant_elasticsearch_duration_seconds",
+    "Time the assistant's Elasticsearch search took.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+MAIL_PARSE_WARNINGS = Counter(
+    "mail_parse_warnings_total", "Emails indexed with parse warnings (decoded as far as possible)."
+)
+EMAILS_INDEXED = Counter("mail_emails_indexed_total", "Emails written to the index by imports.")
+
+# Index lifecycle (issue 6), counted in the process that runs the job (worker or CLI).
+# Outcomes are a fixed vocabulary: see shared.index.lifecycle.jobs.ROLLOVER_OUTCOMES.
+INDEX_ROLLOVERS = Counter(
+    "index_rollovers_total", "Rollover checks of the write alias, by outcome.", ["outcome"]
+)
+INDEX_RETENTION_DELETED = Counter(
+    "index_retention_deleted_total", "Indices deleted by the retention job."
+)
+INDEX_WRITE_INDEX_AGE = Gauge(
+    "index_write_index_age_seconds",
+    "Age of the write index at the last lifecycle check.",
+    multiprocess_mode="mostrecent",
+)
+INDEX_WRITE_INDEX_PRIMARY_BYTES = Gauge(
+    "index_write_index_primary_bytes",
+    "Size of the write index's primary shards at the last lifecycle check.",
+    multiprocess_mode="mostrecent",
+)
+CHAT_REQUESTS = Counter(
+    "chat_requests_total", "Chat questions answered over JSON, by outcome.", ["outcome"]
+)
+
+
+def window_bucket(window_days: int) -> str:
+    """The seed's buckets: 7, 30, 60, 90+ (a window falls in the smallest bucket holding it)."""
+    if window_days <= 7:
+        return "7"
+    if window_days <= 30:
+        return "30"
+    if window_days <= 60:
+        return "60"
+    return "90+"
+
+
+def record_assistant_search(window_days: int, total_hits: int, es_seconds: float) -> None:
+    """Count one assistant search; called where /metrics is served (the web process)."""
+    has_hits = "true" if total_hits > 0 else "false"
+    ASSISTANT_TOOL_QUERIES.labels(window_bucket=window_bucket(window_days), has_hits=has_hits).inc()
+    ASSISTANT_ES_DURATION.observe(es_seconds)
+
+
+# Realtime delivery (issue 3). Gauges sum across gunicorn workers in multiprocess mode.
+WS_CONNECTIONS_ACTIVE = Gauge(
+    "ws_connections_active", "Open WebSockets.", multiprocess_mode="livesum"
+)
+WS_CONNECTION_DURATION = Histogram(
+    "ws_connection_duration_seconds",
+    "How long WebSockets stayed open.",
+    buckets=(1, 5, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600),
+)
+WS_CLOSES = Counter("ws_closes_total", "WebSocket closes by code and reason.", ["code", "reason"])
+WS_FRAMES_SENT = Counter(
+    "ws_frames_sent_total", "Frames sent to WebSockets, by event type.", ["event"]
+)
+WS_RECONNECT_ADVICE = Counter(
+    "ws_reconnect_advice_total", "Advice frames telling clients to reconnect, by why.", ["why"]
+)
+SSE_STREAMS_ACTIVE = Gauge("sse_streams_active", "Open SSE streams.", multiprocess_mode="livesum")
+DELIVERY_ATTEMPTS = Counter(
+    "delivery_attempts_total", "Event deliveries to a log, by outcome.", ["outcome"]
+)
+DELIVERY_LATENCY = Histogram(
+    "delivery_latency_seconds",
+    "From enqueueing a delivery to its event being in the log.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30),
+)
+EVENT_LOG_RESETS = Counter(
+    "event_log_resets_total", "Resumes answered with reset (epoch changed or position trimmed)."
+)
+
+# UX telemetry from the browser client (issue 4). user_agent_type is one of
+# shared.core.user_agents.USER_AGENT_TYPES, never the raw User-Agent.
+UX_CHAT_OPENED = Counter("ux_chat_opened_total", "Chat pages opened (POST /api/ux/chat/opened).")
+UX_HEARTBEAT = Counter(
+    "ux_heartbeat_total",
+    "Heartbeats of visible chat pages (every 30 s), by kind of client.",
+    ["user_agent_type"],
+)
+
+# Mail sync (issue 5). provider is gmail/imap/mbox, outcome a fixed vocabulary
+# (ok, needs_reauth, error, locked), method a Gmail API method name, status an HTTP status.
+MAIL_SYNC_RUNS = Counter(
+    "mail_sync_runs_total", "Mail sync runs, by provider and outcome.", ["provider", "outcome"]
+)
+MAIL_SYNC_MESSAGES = Counter(
+    "mail_sync_messages_total", "Messages indexed by mail sync, by provider.", ["provider"]
+)
+MAIL_SYNC_LAG = Gauge(
+    "mail_sync_lag_seconds",
+    "Seconds since the stalest account of a provider last synced successfully.",
+    ["provider"],
+    multiprocess_mode="max",
+)
+GMAIL_API_REQUESTS = Counter(
+    "gmail_api_requests_total", "Gmail API calls, by method and HTTP status.", ["method", "status"]
+)
+MAIL_SYNC_BACKOFFS = Counter(
+    "mail_sync_backoffs_total",
+    "Waits before retrying a provider, by reason (rate_limit, server_error, quota, network).",
+    ["provider", "reason"],
+)
+
+# Event types are a fixed vocabulary; anything else is counted as "other".
+KNOWN_FRAME_TYPES = frozenset(
+    {
+        "question",
+        "search",
+        "hits",
+        "delta",
+        "done",
+        "error",
+        "ready",
+        "reset",
+        "pong",
+        "ping",
+        "advice",
+        "notification",
+        "sync.progress",
+        "sync.done",
+    }
+)
+
+
+def frame_label(frame_type: str) -> str:
+    return frame_type if frame_type in KNOWN_FRAME_TYPES else "other"
+
+
+_frame_counters: dict[str, Any] = {}
+
+
+def count_frame_sent(frame_type: str) -> None:
+    """Count one WebSocket frame; the labelled child is looked up once per type (hot path)."""
+    label = frame_label(frame_type)
+    counter = _frame_counters.get(label)
+    if counter is None:
+        counter = _frame_counters[label] = WS_FRAMES_SENT.labels(event=label)
+    counter.inc()

@@ -1,0 +1,1 @@
+"""The email index in Elasticsearch: template and bootstrap, the bulk writer, search, opening one email, and the lifecycle (rollover, retention, migrate). Imports ``shared.core`` and ``shared.mail``."""

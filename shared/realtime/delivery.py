@@ -1,0 +1,104 @@
+"""Deliver an event to a person: append it to their log, exactly once.
+
+Delivery is never "push to a socket"; it is "append to the log", and the
+sockets read the log. The ``delivery.deliver`` task wraps ``deliver`` with
+retries; the dedup key makes every retry and redelivery harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Literal
+
+import redis
+
+from shared.core.keys import RedisKeys
+from shared.core.settings import Settings
+from shared.realtime.eventlog import Appended, EventLog
+
+log = logging.getLogger(__name__)
+
+Target = Literal["conversation", "user"]
+DEAD_LETTER_MAXLEN = 10_000
+
+
+def deliver(
+    r: redis.Redis,
+    settings: Settings,
+    *,
+    target: Target,
+    target_id: str,
+    event_type: str,
+    data: dict[str, Any],
+    dedup_key: str,
+) -> Appended:
+    """Append ``event_type`` to the conversation's or the user's log (idempotent on dedup_key)."""
+    events = EventLog(r, settings)
+    if target == "conversation":
+        stream, conversation_id = events.conversation_stream(target_id), target_id
+    elif target == "user":
+        stream, conversation_id = events.user_stream(target_id), ""
+    else:
+        raise ValueError(f"unknown delivery target {target!r}")
+    return events.append(
+        stream, event_type, data, dedup_key=dedup_key, conversation_id=conversation_id
+    )
+
+
+def dead_letter(r: redis.Redis, settings: Settings, payload: dict[str, Any], reason: str) -> str:
+    """Park a delivery that ran out of retries, with why, for an operator to replay."""
+    stream = RedisKeys(settings.key_prefix).dead_letters()
+    entry = r.xadd(
+        stream,
+        {"payload": json.dumps(payload, ensure_ascii=False), "reason": reason[:500]},
+        maxlen=DEAD_LETTER_MAXLEN,
+        approximate=True,
+    )
+    log.error("delivery dead-lettered (%s): %s", reason[:200], payload.get("dedup_key"))
+    return str(entry)
+
+
+# --- The outbox: at-least-once enqueueing -----------------------------------------------
+#
+# The Redis broker hands a task to a worker with BRPOP and only then records it as
+# unacknowledged; a worker killed between the two loses the task. So a delivery is
+# first written to an outbox, settled only once its event is in the log, and a
+# periodic sweep re-sends anything left unsettled. The dedup key makes a re-send
+# of a delivery that did land harmless.
+
+
+def record_pending(r: redis.Redis, settings: Settings, payload: dict[str, Any], now: float) -> None:
+    """Remember a delivery before it is enqueued."""
+    keys = RedisKeys(settings.key_prefix)
+    dedup_key = payload["dedup_key"]
+    pipe = r.pipeline(transaction=True)
+    pipe.hset(keys.delivery_outbox(), dedup_key, json.dumps(payload, ensure_ascii=False))
+    pipe.zadd(keys.delivery_outbox_due(), {dedup_key: now})
+    pipe.execute()
+
+
+def settle(r: redis.Redis, settings: Settings, dedup_key: str) -> None:
+    """The delivery landed (or was dead-lettered): stop re-sending it."""
+    keys = RedisKeys(settings.key_prefix)
+    pipe = r.pipeline(transaction=True)
+    pipe.hdel(keys.delivery_outbox(), dedup_key)
+    pipe.zrem(keys.delivery_outbox_due(), dedup_key)
+    pipe.execute()
+
+
+def claim_overdue(
+    r: redis.Redis, settings: Settings, now: float, limit: int = 500
+) -> list[dict[str, Any]]:
+    """Deliveries pending longer than the grace period, re-dated so one sweep claims each."""
+    keys = RedisKeys(settings.key_prefix)
+    cutoff = now - settings.delivery_redeliver_after_seconds
+    overdue = [str(k) for k in r.zrangebyscore(keys.delivery_outbox_due(), 0, cutoff, 0, limit)]
+    claimed = []
+    for dedup_key in overdue:
+        # Only the sweep that moves the score forward claims it (XX: still pending; GT: later).
+        if r.zadd(keys.delivery_outbox_due(), {dedup_key: now}, xx=True, gt=True, ch=True):
+            raw = r.hget(keys.delivery_outbox(), dedup_key)
+            if raw:
+                claimed.append(json.loads(raw))
+    return claimed

@@ -1,0 +1,1 @@
+"""Mail accounts and keeping them synced: accounts, the sync engine, schedules, Gmail quota and push, and ``providers/`` (Gmail API, IMAP, mbox). Imports ``core``, ``mail``, ``index`` and ``realtime``."""

@@ -1,0 +1,428 @@
+"""The sync engine: provider -> index -> cursor, for every kind of account.
+
+For each batch a provider yields, the engine indexes the messages through
+``importer.import_messages``, and in its ``on_batch_indexed`` callback (once
+Elasticsearch acknowledged every document of the batch, none rejected)
+applies the batch's deletions and label changes and commits the provider's
+bookkeeping and cursor in one Redis transaction. Nothing a failed batch
+covered can be skipped: a rejected document, a crash or a lost lock leaves
+the cursor where it was, and the next run fetches the same batch again
+(deterministic document ids make that harmless).
+
+One run per account at a time (a Redis lock, kept alive while the run
+lasts); a sync asked for meanwhile sets a flag and the running one goes
+round again. Progress and results go to the person's notification log
+through ``notify`` (the worker passes one that enqueues ``delivery.deliver``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from elasticsearch import Elasticsearch
+
+from shared.core import metrics
+from shared.core.keys import RedisKeys
+from shared.core.locks import RedisLock
+from shared.core.settings import Settings
+from shared.index.writer import ImportStats, document_id, import_messages
+from shared.sync import accounts
+from shared.sync.accounts import ERROR, IDLE, NEEDS_REAUTH, SYNCING, Account
+from shared.sync.documents import delete_account, delete_documents, update_labels
+from shared.sync.gmail_quota import QuotaBudget, QuotaExhausted
+from shared.sync.providers.base import (
+    BatchNotIndexed,
+    NeedsReauth,
+    Provider,
+    ProviderError,
+    SyncBatch,
+)
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[str, str, dict[str, Any], str], None]  # (user id, type, data, dedup key)
+LOCK_TTL_SECONDS = 120  # renewed every 40 s while a run lives; a dead worker frees it quickly
+MAX_RERUNS = 3
+PROGRESS_EVERY_SECONDS = 2.0
+
+
+@dataclass
+class SyncResult:
+    account_id: str
+    provider: str
+    outcome: str  # ok, needs_reauth, error, locked, skipped, missing
+    new: int = 0
+    deleted: int = 0
+    updated: int = 0
+    message: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class SyncOptions:
+    """How to reach providers; tests hand in the Gmail transport and a clock-free sleep."""
+
+    gmail_http_factory: Callable[[Any], Any] | None = None
+    sleep: Callable[[float], None] = time.sleep
+    announce: bool = False  # send sync.done even when nothing changed (a sync someone asked for)
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+# -- providers ---------------------------------------------------------------------------
+
+
+def build_provider(
+    r: redis.Redis, settings: Settings, account: Account, options: SyncOptions
+) -> Provider:
+    stored = accounts.cursor(r, settings, account.id)
+    if account.provider == "gmail":
+        from shared.sync.providers.gmail import GmailProvider
+
+        api = gmail_client(r, settings, account, options)
+        return GmailProvider(api, r, settings, account.id, stored)
+    if account.provider == "imap":
+        from shared.sync.providers.imap import ImapConfig, ImapProvider
+
+        secret = accounts.secret(r, settings, account.id)
+        if secret.get("refresh_token"):  # Gmail's IMAP with XOAUTH2
+            secret = {"access_token": _access_token(settings, secret, options)}
+        return ImapProvider(
+            r, settings, account.id, ImapConfig.from_dict(account.config), secret, stored
+        )
+    if account.provider == "mbox":
+        from shared.sync.providers.mbox import MboxProvider
+
+        return MboxProvider(settings, account.config["path"], stored)
+    raise ProviderError(f"unknown provider {account.provider}")
+
+
+def gmail_client(r: redis.Redis, settings: Settings, account: Account, options: SyncOptions) -> Any:
+    from shared.sync.providers import gmail_api
+
+    secret = accounts.secret(r, settings, account.id)
+    if not secret.get("refresh_token"):
+        raise NeedsReauth("no Gmail refresh token stored; connect Gmail again")
+    creds = gmail_api.credentials(settings, secret["refresh_token"])
+    factory = options.gmail_http_factory or gmail_api.default_http_factory
+    budget = QuotaBudget(r, settings, account.id, sleep=options.sleep)
+    return gmail_api.GmailApi(
+        factory(creds), budget, max_retries=settings.gmail_max_retries, sleep=options.sleep
+    )
+
+
+def _access_token(settings: Settings, secret: dict[str, str], options: SyncOptions) -> str:
+    """A fresh XOAUTH2 access token for Gmail's IMAP from the stored refresh token."""
+    import httplib2
+    from google.auth.exceptions import RefreshError
+    from google_auth_httplib2 import Request
+
+    from shared.sync.providers import gmail_api
+
+    creds = gmail_api.credentials(settings, secret["refresh_token"], scopes=[gmail_api.IMAP_SCOPE])
+    wrapped = options.gmail_http_factory(creds) if options.gmail_http_factory else None
+    transport = getattr(wrapped, "http", None) or httplib2.Http(timeout=30)
+    try:
+        creds.refresh(Request(transport))
+    except RefreshError as exc:
+        raise NeedsReauth("Google refused the stored refresh token; reconnect") from exc
+    return str(creds.token)
+
+
+# -- the run -----------------------------------------------------------------------------
+
+
+class AccountGone(Exception):
+    """The account was deleted (or asked to be) while its sync ran: stop writing."""
+
+
+class _Run:
+    """One pass over a provider's batches for one account."""
+
+    def __init__(
+        self,
+        r: redis.Redis,
+        es: Elasticsearch,
+        settings: Settings,
+        account: Account,
+        run_id: str,
+        notify: Notify | None,
+        lock: RedisLock,
+        lost: Any,
+    ) -> None:
+        self.redis, self.es, self.settings, self.account = r, es, settings, account
+        self.keys = RedisKeys(settings.key_prefix)
+        self.run_id, self.notify, self.lock, self.lost = run_id, notify, lock, lost
+        self.result = SyncResult(account.id, account.provider, "ok")
+        self.done = 0
+        self.total: int | None = None
+        self.progress_sent = 0
+        self.last_progress = 0.0
+
+    def apply(self, batch: SyncBatch) -> None:
+        removal = accounts.removal_state(self.redis, self.settings, self.account.id)
+        if removal is not None:
+            raise AccountGone(removal)
+        if self.lost.is_set():
+            raise ProviderError("the account's sync lock was lost; stopping before writing more")
+        if batch.note:
+            self.result.notes.append(batch.note)
+            log.info("account %s: %s", self.account.id, batch.note)
+        if not batch.messages:
+            self._commit(batch)
+            return
+        messages = [dataclasses.replace(m, cursor=i) for i, m in enumerate(batch.messages)]
+        last = len(messages) - 1
+        committed: list[bool] = []
+
+        def on_batch_indexed(stats: ImportStats) -> None:
+            if stats.failed:
+                raise BatchNotIndexed(
+                    f"Elasticsearch rejected {stats.failed} of {stats.seen} messages: "
+                    f"{'; '.join(stats.errors[:2])[:300]}"
+                )
+            if stats.cursor == last:  # every document of the batch is acknowledged
+                self._commit(batch)
+                committed.append(True)
+
+        import_messages(
+            self.es,
+            self.settings,
+            self.account.user_id,
+            messages,
+            source=self.account.provider,
+            on_batch_indexed=on_batch_indexed,
+        )
+        if not committed:
+            raise BatchNotIndexed("the batch was not fully acknowledged")
+        self.result.new += len(messages)
+        self.done += len(messages)
+        metrics.MAIL_SYNC_MESSAGES.labels(provider=self.account.provider).inc(len(messages))
+        if batch.total_hint is not None:
+            self.total = max(batch.total_hint, self.done)
+        self._progress()
+
+    def _commit(self, batch: SyncBatch) -> None:
+        if self.lost.is_set():  # another run may own the account now: leave its cursor alone
+            raise ProviderError("the account's sync lock was lost; the batch is not committed")
+        owner = self.account.user_id
+        if batch.deletions:
+            ids = [document_id(owner, key) for key in dict.fromkeys(batch.deletions)]
+            delete_documents(self.es, self.settings, ids)
+            self.result.deleted += len(ids)
+        if batch.label_updates:
+            updates = {document_id(owner, k): v for k, v in batch.label_updates.items()}
+            self.result.updated += update_labels(self.es, self.settings, updates)
+        pipe = self.redis.pipeline(transaction=True)
+        members_key = self.keys.account_messages(self.account.id)
+        to_set: dict[Any, Any] = {k: v for k, v in batch.members.items() if v is not None}
+        to_drop = [k for k, v in batch.members.items() if v is None]
+        if to_set:
+            pipe.hset(members_key, mapping=to_set)
+        if to_drop:
+            pipe.hdel(members_key, *to_drop)
+        for op in batch.redis_ops:
+            op(pipe)
+        cursor_key = self.keys.account_cursor(self.account.id)
+        to_store: dict[Any, Any] = {k: v for k, v in batch.cursor.items() if v is not None}
+        if to_store:
+            pipe.hset(cursor_key, mapping=to_store)
+        cleared = [k for k, v in batch.cursor.items() if v is None]
+        if cleared:
+            pipe.hdel(cursor_key, *cleared)
+        pipe.execute()
+        self.lock.extend()
+
+    def _progress(self) -> None:
+        now = time.monotonic()
+        if self.progress_sent and now - self.last_progress < PROGRESS_EVERY_SECONDS:
+            return
+        self.progress_sent += 1
+        self.last_progress = now
+        total = self.total
+        text = f"synced {self.done:,} of {total:,}" if total else f"synced {self.done:,}"
+        data = {
+            "account_id": self.account.id,
+            "provider": self.account.provider,
+            "done": self.done,
+            "total": total,
+            "text": text,
+        }
+        accounts.update(self.redis, self.settings, self.account.id, progress=data)
+        self.send("sync.progress", data, f"progress:{self.progress_sent}")
+
+    def send(self, event_type: str, data: dict[str, Any], what: str) -> None:
+        if self.notify is None:
+            log.info("account %s %s: %s", self.account.id, event_type, data.get("text", data))
+            return
+        try:
+            self.notify(
+                self.account.user_id,
+                event_type,
+                data,
+                f"sync:{self.account.id}:{self.run_id}:{what}",
+            )
+        except Exception:  # a notification must never fail the sync it reports on
+            log.exception("account %s: could not enqueue %s", self.account.id, event_type)
+
+
+def sync_account(
+    r: redis.Redis,
+    es: Elasticsearch,
+    settings: Settings,
+    account_id: str,
+    *,
+    run_id: str,
+    notify: Notify | None = None,
+    options: SyncOptions | None = None,
+) -> SyncResult:
+    """Sync one account now, unless another run holds its lock (then that run goes again)."""
+    options = options or SyncOptions()
+    keys = RedisKeys(settings.key_prefix)
+    account = accounts.get_account(r, settings, account_id)
+    if account is None:
+        return SyncResult(account_id, "", "missing", message="no such account")
+    if account.state == NEEDS_REAUTH:
+        return SyncResult(account_id, account.provider, "skipped", message=account.last_error or "")
+    lock = RedisLock(r, keys.account_lock(account_id), LOCK_TTL_SECONDS, owner=f"sync:{run_id}")
+    if not lock.acquire():
+        r.set(keys.account_rerun(account_id), "1", ex=settings.sync_time_limit_seconds)
+        metrics.MAIL_SYNC_RUNS.labels(provider=account.provider, outcome="locked").inc()
+        return SyncResult(account_id, account.provider, "locked", message="a sync is running")
+    try:
+        with lock.kept_alive() as lost:
+            if accounts.removal_state(r, settings, account_id) == "deleting":
+                delete_account(r, es, settings, account_id)
+                return SyncResult(account_id, account.provider, "deleted")
+            for round_number in range(MAX_RERUNS):
+                r.delete(keys.account_queued(account_id), keys.account_rerun(account_id))
+                this_run = run_id if round_number == 0 else f"{run_id}-{round_number}"
+                try:
+                    result = _run_once(
+                        r, es, settings, account, this_run, notify, options, lock, lost
+                    )
+                except AccountGone as gone:
+                    if str(gone) == "deleting":  # DELETE came while we held the lock
+                        delete_account(r, es, settings, account_id)
+                    return SyncResult(account_id, account.provider, "deleted")
+                if result.outcome != "ok" or not r.exists(keys.account_rerun(account_id)):
+                    return result
+                account = accounts.get_account(r, settings, account_id) or account
+            return result
+    finally:
+        lock.release()
+
+
+def _run_once(
+    r: redis.Redis,
+    es: Elasticsearch,
+    settings: Settings,
+    account: Account,
+    run_id: str,
+    notify: Notify | None,
+    options: SyncOptions,
+    lock: RedisLock,
+    lost: Any,
+) -> SyncResult:
+    started = time.time()
+    accounts.update(r, settings, account.id, state=SYNCING, last_started_at=started, progress=None)
+    run = _Run(r, es, settings, account, run_id, notify, lock, lost)
+    provider: Provider | None = None
+    try:
+        provider = build_provider(r, settings, account, options)
+        for batch in provider.batches():
+            run.apply(batch)
+    except AccountGone:
+        raise
+    except NeedsReauth as exc:
+        return _failed(r, settings, run, NEEDS_REAUTH, str(exc), "needs_reauth")
+    except QuotaExhausted as exc:
+        _failed(r, settings, run, ERROR, str(exc), "error")
+        raise
+    except Exception as exc:
+        _failed(r, settings, run, ERROR, _describe(exc), "error")
+        raise
+    finally:
+        if provider is not None:
+            provider.close()
+    result = run.result
+    finished = time.time()
+    accounts.update(
+        r,
+        settings,
+        account.id,
+        state=IDLE,
+        last_success_at=finished,
+        last_error=None,
+        last_error_at=None,
+        progress=None,
+        last_run={
+            "new": result.new,
+            "deleted": result.deleted,
+            "updated": result.updated,
+            "seconds": round(finished - started, 3),
+            "notes": result.notes[-3:],
+        },
+    )
+    metrics.MAIL_SYNC_RUNS.labels(provider=account.provider, outcome="ok").inc()
+    changed = result.new or result.deleted or result.updated
+    if options.announce or changed:
+        text = f"{plural(result.new, 'new email')}" if result.new else "no new emails"
+        data = {
+            "account_id": account.id,
+            "provider": account.provider,
+            "new": result.new,
+            "deleted": result.deleted,
+            "updated": result.updated,
+            "message_count": accounts.message_count(r, settings, account.id),
+            "text": text,
+        }
+        run.send("sync.done", data, "done")
+    log.info(
+        "account %s synced: %d new, %d deleted, %d relabelled",
+        account.id,
+        result.new,
+        result.deleted,
+        result.updated,
+    )
+    return result
+
+
+def _describe(exc: BaseException) -> str:
+    """A message for the account's status: the error's type and text, never a credential."""
+    text = str(exc).strip() or type(exc).__name__
+    return (
+        f"{type(exc).__name__}: {text}"[:300] if not isinstance(exc, ProviderError) else text[:300]
+    )
+
+
+def _failed(
+    r: redis.Redis, settings: Settings, run: _Run, state: str, message: str, outcome: str
+) -> SyncResult:
+    account = run.account
+    log.warning("account %s sync failed (%s): %s", account.id, outcome, message)
+    accounts.update(
+        r,
+        settings,
+        account.id,
+        state=state,
+        last_error=message,
+        last_error_at=time.time(),
+        progress=None,
+    )
+    metrics.MAIL_SYNC_RUNS.labels(provider=account.provider, outcome=outcome).inc()
+    run.result.outcome = outcome
+    run.result.message = message
+    run.send("sync.error", {"account_id": account.id, "state": state, "text": message}, "error")
+    return run.result

@@ -1,0 +1,159 @@
+"""The event log on a real Redis: dedup, order, epoch, reset, doorbells, delivery."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+
+import pytest
+
+from shared.core.clients import get_redis
+from shared.core.keys import RedisKeys
+from shared.realtime.delivery import deliver
+from shared.realtime.eventlog import EventLog, is_entry_id, position_before
+
+
+@pytest.fixture()
+def log_and_stream(settings):  # type: ignore[no-untyped-def]
+    events = EventLog(get_redis(settings), settings)
+    return events, events.conversation_stream("c_" + secrets.token_hex(6))
+
+
+def test_append_is_idempotent_per_dedup_key(log_and_stream) -> None:
+    events, stream = log_and_stream
+    first = events.append(
+        stream, "delta", {"text": "a"}, dedup_key="m1:delta:0", conversation_id="c"
+    )
+    again = events.append(
+        stream, "delta", {"text": "DIFFERENT"}, dedup_key="m1:delta:0", conversation_id="c"
+    )
+    assert first.written and not again.written
+    assert again.id == first.id and again.epoch == first.epoch
+    read = events.read(stream)
+    assert [(e.type, e.data) for e in read.events] == [("delta", {"text": "a"})]
+    with pytest.raises(ValueError):
+        events.append(stream, "delta", {}, dedup_key="")
+
+
+def test_read_after_is_exclusive_and_ordered(log_and_stream) -> None:
+    events, stream = log_and_stream
+    ids = [events.append(stream, "delta", {"n": n}, dedup_key=f"k{n}").id for n in range(5)]
+    assert [e.data["n"] for e in events.read(stream, after=ids[1]).events] == [2, 3, 4]
+    assert [e.data["n"] for e in events.read(stream, after=position_before(ids[0])).events] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
+    assert events.read(stream, after=ids[-1]).events == []
+    event = events.read(stream, count=1).events[0]
+    assert event.as_dict() == {
+        "id": ids[0],
+        "type": "delta",
+        "conversation_id": "",
+        "data": {"n": 0},
+    }
+
+
+def test_wrong_epoch_or_trimmed_position_means_reset(log_and_stream, settings) -> None:
+    events, stream = log_and_stream
+    first = events.append(stream, "delta", {}, dedup_key="a")
+    second = events.append(stream, "delta", {}, dedup_key="b")
+    events.append(stream, "delta", {}, dedup_key="c")
+    assert not events.read(stream, after=first.id, epoch=first.epoch).reset
+    assert events.read(stream, after=first.id, epoch="stale-epoch").reset
+    r = get_redis(settings)
+    r.xtrim(stream, maxlen=2, approximate=False)
+    # The first entry went; a client at the second (still there) resumes normally.
+    assert not events.read(stream, after=second.id, epoch=first.epoch).reset
+    r.xtrim(stream, maxlen=1, approximate=False)
+    # The second went too: a client at the first cannot know what it missed.
+    assert events.read(stream, after=first.id, epoch=first.epoch).reset
+
+
+def test_epoch_survives_and_new_stream_gets_a_new_one(log_and_stream) -> None:
+    events, stream = log_and_stream
+    epoch = events.epoch(stream)
+    assert events.append(stream, "x", {}, dedup_key="1").epoch == epoch
+    assert events.epoch(events.conversation_stream("c_other_" + secrets.token_hex(4))) != epoch
+
+
+def test_append_rings_the_doorbell(log_and_stream, settings) -> None:
+    events, stream = log_and_stream
+    r = get_redis(settings)
+    pubsub = r.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(RedisKeys(settings.key_prefix).doorbell_channel())
+    time.sleep(0.05)
+    events.append(stream, "delta", {}, dedup_key="ring")
+    events.append(stream, "delta", {}, dedup_key="ring")  # a duplicate rings nothing
+    messages = []
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.2)
+        if message:
+            messages.append(message["data"])
+    pubsub.close()
+    assert messages == [stream]
+
+
+def test_deliver_targets_user_or_conversation(settings) -> None:
+    r = get_redis(settings)
+    events = EventLog(r, settings)
+    user_id = "u_" + secrets.token_hex(4)
+    appended = deliver(
+        r,
+        settings,
+        target="user",
+        target_id=user_id,
+        event_type="notification",
+        data={"text": "12 new emails"},
+        dedup_key="sync:1",
+    )
+    read = events.read(events.user_stream(user_id))
+    assert [e.id for e in read.events] == [appended.id]
+    with pytest.raises(ValueError):
+        deliver(r, settings, target="nobody", target_id="x", event_type="t", data={}, dedup_key="k")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("0", True),
+        ("1700000000000-0", True),
+        ("17-3", True),
+        ("abc", False),
+        ("1-x", False),
+        ("", False),
+        ("1-2-3", False),
+    ],
+)
+def test_entry_id_validation(value: str, ok: bool) -> None:
+    assert is_entry_id(value) is ok
+
+
+def test_keys_are_prefixed(settings) -> None:
+    other = dataclasses.replace(settings, key_prefix="other:")
+    assert EventLog(get_redis(other), other).conversation_stream("c").startswith("other:")
+
+
+def test_outbox_resends_only_what_never_settled(settings) -> None:
+    from shared.realtime.delivery import claim_overdue, record_pending, settle
+
+    r = get_redis(settings)
+    isolated = dataclasses.replace(settings, key_prefix=f"outbox-{secrets.token_hex(3)}:")
+    grace = isolated.delivery_redeliver_after_seconds
+    lost = {"dedup_key": "lost", "target": "user", "target_id": "u", "event_type": "t", "data": {}}
+    landed = {**lost, "dedup_key": "landed"}
+    record_pending(r, isolated, lost, now=1000.0)
+    record_pending(r, isolated, landed, now=1000.0)
+    settle(r, isolated, "landed")
+    assert claim_overdue(r, isolated, now=1000.0 + grace / 2) == [], "not overdue yet"
+    assert claim_overdue(r, isolated, now=1000.0 + grace + 1) == [lost]
+    assert claim_overdue(r, isolated, now=1000.0 + grace + 1) == [], "one sweep claims it once"
+    assert claim_overdue(r, isolated, now=1000.0 + 2 * grace + 2) == [lost], (
+        "still unsettled: again"
+    )
+    settle(r, isolated, "lost")
+    assert claim_overdue(r, isolated, now=1e12) == []

@@ -1,0 +1,48 @@
+"""The web process's doorbell relay: wake-ups and the shared tail, on a real Redis."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+
+from shared.core.clients import get_redis
+from shared.realtime.eventlog import EventLog, position_before
+from web.realtime.relay import Relay
+
+
+def test_waiter_wakes_on_append_and_tail_serves_the_same_events(settings) -> None:
+    r = get_redis(settings)
+    events = EventLog(r, settings)
+    relay = Relay(r, settings)
+    stream = events.conversation_stream("c_relay_" + secrets.token_hex(4))
+    first = events.append(stream, "delta", {"n": 0}, dedup_key="0")
+    with relay.listening([stream]) as waiter:
+        assert [e.id for e in relay.read_after(stream, position_before(first.id))] == [first.id]
+        woke = threading.Event()
+
+        def wait() -> None:
+            if waiter.wait(10):
+                woke.set()
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        second = events.append(stream, "delta", {"n": 1}, dedup_key="1")
+        thread.join(12)
+        assert woke.is_set(), "the doorbell never rang"
+        # After the ring the tail refetches once; every reader sees the same events as Redis.
+        for after in ("0", position_before(first.id), first.id, second.id):
+            expected = [e.id for e in events.read(stream, after=after).events]
+            assert [e.id for e in relay.read_after(stream, after)] == expected, after
+    relay.stop()
+
+
+def test_reader_far_behind_the_tail_falls_back_to_redis(settings) -> None:
+    r = get_redis(settings)
+    events = EventLog(r, settings)
+    relay = Relay(r, settings)
+    stream = events.conversation_stream("c_relay_" + secrets.token_hex(4))
+    ids = [events.append(stream, "delta", {"n": n}, dedup_key=str(n)).id for n in range(5)]
+    with relay.listening([stream]):
+        assert [e.id for e in relay.read_after(stream, ids[3])] == ids[4:]  # tail starts at ids[4]
+        assert [e.id for e in relay.read_after(stream, ids[0])] == ids[1:]  # older: read from Redis
+    relay.stop()

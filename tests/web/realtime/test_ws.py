@@ -1,0 +1,255 @@
+"""WebSocket /ws through real gunicorn (gevent), Redis and a Celery worker."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from devtools.demo_mailbox import write_mbox
+from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.task_names import DELIVERY_DELIVER
+from shared.identity.users import create_user, issue_token
+from shared.index.writer import import_mbox
+from tests.live import start_web
+from tests.wsclient import WsClient
+
+
+@pytest.fixture(scope="module")
+def web(session_dir, settings, celery_worker):  # type: ignore[no-untyped-def]
+    instance = start_web(
+        session_dir,
+        {"MAILCHAT_WS_AUTH_TIMEOUT_SECONDS": "1", "MAILCHAT_WS_MAX_MESSAGE_BYTES": "2048"},
+    )
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="module")
+def user(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
+    created = create_user(
+        get_redis(settings), settings, f"ws-{secrets.token_hex(4)}@example.com", "ws-password"
+    )
+    path = Path(tmp_path_factory.mktemp("ws")) / "mail.mbox"
+    write_mbox(path, owner_address=created.email, today=date.today(), count=200)
+    import_mbox(get_elasticsearch(settings), settings, created.id, path, refresh=True)
+    return created
+
+
+def connect(web, settings, who) -> WsClient:  # type: ignore[no-untyped-def]
+    client = WsClient(web.base, web.origin)
+    client.send({"type": "auth", "token": issue_token(settings, who)})
+    ready = client.receive()
+    assert ready and ready["type"] == "ready"
+    return client
+
+
+def is_done(cmid: str):  # type: ignore[no-untyped-def]
+    return lambda f: f.get("type") == "done" and f["data"].get("client_message_id") == cmid
+
+
+def test_no_auth_frame_in_time_closes_4401(web) -> None:
+    client = WsClient(web.base, web.origin)
+    assert client.wait_closed() == 4401
+
+
+def test_bad_token_closes_4401(web) -> None:
+    client = WsClient(web.base, web.origin)
+    client.send({"type": "auth", "token": "forged"})
+    assert client.wait_closed() == 4401
+
+
+def test_foreign_origin_closes_1008(web, settings, user) -> None:
+    for origin in ("http://evil.example", None):
+        client = WsClient(web.base, origin)
+        assert client.wait_closed() == 1008
+
+
+def test_oversize_frame_closes_1009(web, settings, user) -> None:
+    client = connect(web, settings, user)
+    client.send({"type": "ping", "padding": "x" * 5000})
+    assert client.wait_closed() == 1009
+
+
+def test_bad_frames_get_error_frames_and_the_socket_stays(web, settings, user, make_user) -> None:
+    client = connect(web, settings, user)
+    stranger, _ = make_user("ws-stranger")
+    cases = [
+        ("not json", "invalid_json", None),
+        ('{"no": "type"}', "invalid_frame", "type"),
+        ({"type": "launch.missiles"}, "unknown_type", "type"),
+        ({"type": "chat.send", "q": "", "client_message_id": "m_1"}, "invalid_field", "q"),
+        (
+            {"type": "chat.send", "q": "x", "window_days": 0, "client_message_id": "m_1"},
+            "invalid_field",
+            "window_days",
+        ),
+        ({"type": "chat.send", "q": "x"}, "invalid_field", "client_message_id"),
+        (
+            {"type": "resume", "conversation_id": "c_nope", "after": "0"},
+            "not_found",
+            "conversation_id",
+        ),
+        ({"type": "resume", "conversation_id": "c_x", "after": "bogus"}, "invalid_field", None),
+    ]
+    for frame, code, field in cases:
+        client.send(frame)
+        error = client.receive()
+        assert error == {
+            "type": "error",
+            "code": code,
+            "message": error["message"],
+            "field": field,
+        }, frame
+    client.send({"type": "ping"})
+    assert client.receive() == {"type": "pong"}
+    client.close()
+
+
+def test_chat_send_streams_the_answer_once(web, settings, user) -> None:
+    client = connect(web, settings, user)
+    cmid = "m_" + secrets.token_hex(6)
+    client.send(
+        {"type": "chat.send", "client_message_id": cmid, "q": "interviews", "window_days": 120}
+    )
+    frames = client.receive_until(is_done(cmid))
+    kinds = [f["type"] for f in frames]
+    assert kinds[:4] == ["question", "search", "hits", "delta"] and kinds[-1] == "done"
+    ids = [f["id"] for f in frames]
+    assert len(ids) == len(set(ids))
+    assert all(set(f) == {"id", "type", "conversation_id", "data"} for f in frames)
+    # Sending the same client_message_id again (a retry after reconnect) asks nothing new.
+    client.send(
+        {
+            "type": "chat.send",
+            "client_message_id": cmid,
+            "q": "interviews",
+            "window_days": 120,
+            "conversation_id": frames[0]["conversation_id"],
+        }
+    )
+    client.send({"type": "ping"})
+    assert client.receive_until(lambda f: f["type"] == "pong") == [{"type": "pong"}]
+    client.close()
+
+
+def test_reconnect_with_epoch_and_after_resumes_exactly_once(web, settings, user) -> None:
+    first = connect(web, settings, user)
+    cmid = "m_" + secrets.token_hex(6)
+    first.send({"type": "chat.send", "client_message_id": cmid, "q": "receipt", "window_days": 120})
+    seen = first.receive_until(lambda f: f["type"] == "hits")
+    first.close()  # dropped mid-answer
+    conversation_id = seen[0]["conversation_id"]
+    from shared.realtime.eventlog import EventLog
+
+    events = EventLog(get_redis(settings), settings)
+    epoch = events.epoch(events.conversation_stream(conversation_id))
+    second = connect(web, settings, user)
+    second.send(
+        {
+            "type": "resume",
+            "conversation_id": conversation_id,
+            "epoch": epoch,
+            "after": seen[-1]["id"],
+        }
+    )
+    seen += second.receive_until(is_done(cmid))
+    ids = [f["id"] for f in seen]
+    assert len(ids) == len(set(ids))
+    assert ids == [e.id for e in events.read(events.conversation_stream(conversation_id)).events]
+    stale = connect(web, settings, user)
+    stale.send(
+        {
+            "type": "resume",
+            "conversation_id": conversation_id,
+            "epoch": "old",
+            "after": seen[-1]["id"],
+        }
+    )
+    assert stale.receive()["type"] == "reset"
+    for client in (second, stale):
+        client.close()
+
+
+def test_two_tabs_each_get_a_notification_once(web, settings, user, celery_worker) -> None:
+    from celery_app import create_celery
+
+    tabs = [connect(web, settings, user), connect(web, settings, user)]
+    client = create_celery(settings, with_tasks=False)
+    dedup = "test:" + secrets.token_hex(4)
+    for _ in range(3):  # a retried delivery: same dedup key, one event
+        client.send_task(
+            DELIVERY_DELIVER,
+            kwargs={
+                "target": "user",
+                "target_id": user.id,
+                "event_type": "notification",
+                "data": {"text": "12 new emails"},
+                "dedup_key": dedup,
+            },
+        )
+    for tab in tabs:
+        frames = tab.receive_until(lambda f: f.get("type") == "notification")
+        assert frames[-1]["data"] == {"text": "12 new emails"}
+        tab.send({"type": "ping"})
+        rest = tab.receive_until(lambda f: f["type"] == "pong")
+        assert [f["type"] for f in rest] == ["pong"], "the notification arrived twice"
+        tab.close()
+
+
+def test_two_instances_no_sticky_sessions(session_dir, web, settings, user) -> None:
+    other = start_web(session_dir)
+    try:
+        listener = connect(other, settings, user)
+        asker = connect(web, settings, user)
+        cmid = "m_" + secrets.token_hex(6)
+        asker.send(
+            {"type": "chat.send", "client_message_id": cmid, "q": "offer", "window_days": 120}
+        )
+        asked = asker.receive_until(lambda f: f["type"] == "question")
+        conversation_id = asked[0]["conversation_id"]
+        listener.send({"type": "resume", "conversation_id": conversation_id, "after": "0"})
+        heard = listener.receive_until(is_done(cmid))
+        assert [f["id"] for f in heard] == [
+            f["id"] for f in asked + asker.receive_until(is_done(cmid))
+        ]
+        instances = get_redis(settings).zrange(f"{settings.key_prefix}web-instances", 0, -1)
+        assert len(instances) >= 2
+        listener.close()
+        asker.close()
+    finally:
+        other.stop()
+
+
+def test_sigterm_sends_advice_and_1012_and_clients_resume_elsewhere(
+    session_dir, settings, user
+) -> None:
+    leaving = start_web(session_dir)
+    staying = start_web(session_dir)
+    try:
+        client = connect(leaving, settings, user)
+        cmid = "m_" + secrets.token_hex(6)
+        client.send(
+            {"type": "chat.send", "client_message_id": cmid, "q": "newsletter", "window_days": 120}
+        )
+        seen = client.receive_until(lambda f: f["type"] == "question")
+        conversation_id = seen[0]["conversation_id"]
+        leaving.process.terminate()
+        frames = client.receive_until(lambda f: f.get("type") == "advice", timeout=15)
+        seen += [f for f in frames if "id" in f]
+        assert frames[-1]["why"] == "restart"
+        assert client.wait_closed() == 1012
+        resumed = connect(staying, settings, user)
+        resumed.send(
+            {"type": "resume", "conversation_id": conversation_id, "after": seen[-1]["id"]}
+        )
+        seen += resumed.receive_until(is_done(cmid)) if seen[-1]["type"] != "done" else []
+        ids = [f["id"] for f in seen]
+        assert len(ids) == len(set(ids)) and seen[-1]["type"] == "done"
+        resumed.close()
+        assert leaving.process.wait(20) == 0
+    finally:
+        leaving.stop()
+        staying.stop()

@@ -1,0 +1,1 @@
+"""JSON API blueprints, one module per resource. A view validates, calls one ``shared`` function, and responds."""

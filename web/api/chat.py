@@ -1,0 +1,70 @@
+"""``POST /api/chat``: ask, and get the whole answer as one JSON object.
+
+The same path as streaming: the question goes into the conversation's log,
+a worker appends the answer's events, and this view reads the log until the
+answer's ``done``. No worker within the timeout is a 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from shared.assistant.asking import DONE, ERROR, chat_response
+from shared.core import metrics
+from shared.identity.tickets import issue_ticket
+from shared.realtime.eventlog import EventLog, position_before
+from web.api.auth import current_user
+from web.errors import ApiError
+from web.extensions import services
+from web.realtime.asking import RETRY_AFTER_SECONDS, ask, follow, record_answer_metrics
+from web.validation import json_body, question_from
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("chat", __name__, url_prefix="/api")
+
+
+@bp.post("/chat")
+def chat() -> Any:
+    svc = services()
+    body = json_body()
+    started = ask(current_user(), body, question_from(body, svc.settings.max_question_chars))
+    stream = EventLog(svc.redis, svc.settings).conversation_stream(started.conversation_id)
+    deadline = time.monotonic() + svc.settings.chat_timeout_seconds
+    before_question = position_before(started.question_event_id)
+    for event in follow(
+        stream,
+        before_question,
+        until_answered=started.client_message_id,
+        idle_seconds=svc.settings.chat_timeout_seconds,
+        deadline=deadline,
+    ):
+        if event is None or event.data.get("client_message_id") != started.client_message_id:
+            continue
+        if event.type == ERROR:
+            metrics.CHAT_REQUESTS.labels(outcome="failed").inc()
+            raise ApiError(502, "assistant_failed", "The assistant failed to answer; try again.")
+        if event.type == DONE:
+            record_answer_metrics(event)
+            metrics.CHAT_REQUESTS.labels(outcome="answered").inc()
+            return jsonify(chat_response(started.conversation_id, event))
+    metrics.CHAT_REQUESTS.labels(outcome="timeout").inc()
+    raise ApiError(
+        503,
+        "assistant_unavailable",
+        "No assistant worker answered in time; try again.",
+        retry_after=RETRY_AFTER_SECONDS,
+    )
+
+
+@bp.post("/chat/ticket")
+def chat_ticket() -> Any:
+    """A 60-second, single-use ticket for ``EventSource`` URLs (``?ticket=``)."""
+    svc = services()
+    return jsonify(
+        {"ticket": issue_ticket(svc.redis, svc.settings, current_user()), "expires_in": 60}
+    )

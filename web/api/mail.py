@@ -1,0 +1,130 @@
+"""``POST /api/mail/import``: upload a Takeout mbox, streamed to disk, then imported.
+
+The multipart body is parsed as it arrives and the file part is written
+straight into DATA_DIR/uploads (never held in memory, never copied from a
+temporary file); anything beyond ``MAILCHAT_UPLOAD_MAX_BYTES`` is a 413.
+A file that is not an mbox is refused with the reason. The upload becomes
+an account of provider ``mbox``, so its progress, state and message count
+show in ``GET /api/accounts`` and the person's notifications, and deleting
+that account deletes the imported mail and the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from pathlib import Path
+from typing import IO, Any
+
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.formparser import parse_form_data
+
+from shared.core.task_names import MAIL_IMPORT_MBOX
+from shared.sync import accounts
+from shared.sync.accounts import AccountError
+from shared.sync.providers.mbox import NotAnMbox, check_mbox, upload_dir
+from web.api.auth import current_user
+from web.errors import ApiError, queue_errors
+from web.extensions import services
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("mail_upload", __name__, url_prefix="/api/mail")
+
+FORM_MEMORY_BYTES = 64 * 1024
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413, "upload_too_large", f"The mbox is larger than {limit:,} bytes.", field="file"
+    )
+
+
+@bp.post("/import")
+def upload_mbox() -> Any:
+    svc = services()
+    limit = svc.settings.upload_max_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    if not (request.mimetype or "").startswith("multipart/form-data"):
+        raise ApiError(
+            400,
+            "invalid_upload",
+            "Send the mbox as multipart/form-data field 'file'.",
+            field="file",
+        )
+    token = secrets.token_hex(12)
+    partial = upload_dir(svc.settings) / f"{token}.part"
+    opened: list[IO[bytes]] = []
+
+    def to_disk(*_args: Any, **_kwargs: Any) -> IO[bytes]:
+        if opened:  # only one file part is accepted
+            raise ApiError(400, "invalid_upload", "Send exactly one file.", field="file")
+        handle = open(partial, "wb")  # noqa: SIM115 - closed below, after parsing
+        opened.append(handle)
+        return handle
+
+    try:
+        _, _, files = parse_form_data(
+            request.environ,
+            stream_factory=to_disk,
+            max_form_memory_size=FORM_MEMORY_BYTES,
+            max_content_length=limit,
+            silent=False,
+        )
+        for handle in opened:
+            handle.close()
+        upload = files.get("file")
+        if upload is None or not opened:
+            raise ApiError(400, "invalid_upload", "The form has no 'file' part.", field="file")
+        check_mbox(partial)
+    except RequestEntityTooLarge as exc:
+        _discard(partial, opened)
+        raise _too_large(limit) from exc
+    except NotAnMbox as exc:
+        _discard(partial, opened)
+        raise ApiError(400, "not_mbox", str(exc), field="file") from exc
+    except BaseException:
+        _discard(partial, opened)
+        raise
+    size = partial.stat().st_size
+    filename = _SAFE_NAME.sub("_", Path(upload.filename or "upload.mbox").name)[:120] or "upload"
+    user = current_user()
+    try:
+        account = accounts.create_account(
+            svc.redis,
+            svc.settings,
+            user.id,
+            "mbox",
+            filename,
+            {"path": "", "filename": filename, "size": size},
+            None,
+        )
+    except AccountError as exc:
+        _discard(partial, opened)
+        raise ApiError(409, "account_limit", str(exc)) from exc
+    final = partial.with_name(f"{account.id}.mbox")
+    partial.rename(final)
+    accounts.update(
+        svc.redis,
+        svc.settings,
+        account.id,
+        config={"path": str(final), "filename": filename, "size": size},
+    )
+    with queue_errors():
+        svc.celery.send_task(
+            MAIL_IMPORT_MBOX, args=[user.id, str(final)], kwargs={"account_id": account.id}
+        )
+    log.info("mbox upload %s (%d bytes) queued for import", account.id, size)
+    stored = accounts.get_account(svc.redis, svc.settings, account.id)
+    assert stored is not None
+    return jsonify({"account": stored.public(0), "bytes": size}), 202
+
+
+def _discard(path: Path, opened: list[IO[bytes]]) -> None:
+    for handle in opened:
+        handle.close()
+    path.unlink(missing_ok=True)

@@ -1,0 +1,351 @@
+"""The WebSocket ``/ws``: ask, resume and receive every event exactly once per socket.
+
+Protocol (DESIGN.md §3): the first frame must be ``{"type":"auth","token"}``
+within 5 s (else close 4401); the Origin must be allowed (else 1008). Client
+frames: ``chat.send``, ``resume``, ``ping``, ``pong``. Server frames: each
+log event as the event object itself, and the control frames ``ready``,
+``reset``, ``pong``, ``ping``, ``error`` and ``advice``. A socket keeps one
+cursor per stream it follows, so it never sends an event twice, and any
+number of sockets (tabs) of one user each get every event.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from flask import Flask, request
+from flask_sock import ConnectionClosed, Sock
+
+from shared.assistant.asking import is_terminal_for
+from shared.core import metrics
+from shared.core.settings import Settings
+from shared.identity.users import TokenError, User, verify_token
+from shared.realtime.conversations import owns_conversation
+from shared.realtime.eventlog import Event, EventLog, is_entry_id, position_before
+from web.errors import ApiError
+from web.extensions import Services, services
+from web.realtime.asking import ask, record_answer_metrics
+from web.realtime.relay import Waiter
+from web.realtime.shutdown import shutting_down
+from web.validation import optional_id, required_string
+
+log = logging.getLogger(__name__)
+
+sock = Sock()
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+CLOSE_RESTART = 1012
+CLOSE_TRY_LATER = 1013
+CLOSE_NOT_AUTHENTICATED = 4401
+
+_active_lock = threading.Lock()
+_active_sockets = 0
+
+
+def init_websocket(app: Flask, settings: Settings) -> None:
+    """Register /ws; frames over the limit are refused by simple-websocket with close 1009."""
+    app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": settings.ws_max_message_bytes}
+    sock.init_app(app)
+
+
+class FrameError(ValueError):
+    """A client frame we cannot act on; answered with an ``error`` frame."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.field = code, message, field
+
+
+class SocketSession:
+    """One authenticated socket: its cursors, its heartbeat and its two loops."""
+
+    def __init__(self, ws: Any, svc: Services, user: User) -> None:
+        self.ws = ws
+        self.svc = svc
+        self.user = user
+        self.events = EventLog(svc.redis, svc.settings)
+        self.send_lock = threading.Lock()
+        self.cursor_lock = threading.Lock()
+        self.cursors: dict[str, str] = {}
+        self.asked: dict[str, str] = {}  # client_message_id -> conversation stream (for metrics)
+        self.closed = threading.Event()
+        self.close_code = CLOSE_NORMAL
+        self.close_reason = "normal"
+        self.last_pong = time.monotonic()
+        self.ping_sent_at: float | None = None
+        svc.relay.start()
+        self.waiter = Waiter()
+
+    # --- sending -----------------------------------------------------------------
+
+    def send(self, frame: dict[str, Any]) -> None:
+        """Send a control frame."""
+        self._send_text(
+            json.dumps(frame, ensure_ascii=False, separators=(",", ":")), str(frame.get("type"))
+        )
+
+    def send_event(self, event: Event) -> None:
+        """Send a log event as itself (its JSON is built once for every socket)."""
+        self._send_text(event.json, event.type)
+
+    def _send_text(self, text: str, frame_type: str) -> None:
+        with self.send_lock:
+            self.ws.send(text)
+        metrics.count_frame_sent(frame_type)
+
+    def close(self, code: int, reason: str, message: str = "") -> None:
+        if self.closed.is_set():
+            return
+        self.close_code, self.close_reason = code, reason
+        self.closed.set()
+        try:
+            with self.send_lock:
+                self.ws.close(reason=code, message=message or reason)
+        except ConnectionClosed:
+            pass
+        except OSError:
+            pass
+
+    def advise(self, why: str, retry_after_ms: int) -> None:
+        metrics.WS_RECONNECT_ADVICE.labels(why=why).inc()
+        self.send(
+            {"type": "advice", "why": why, "reconnect": True, "retry_after_ms": retry_after_ms}
+        )
+
+    # --- following streams -------------------------------------------------------
+
+    def follow(self, stream: str, after: str) -> None:
+        """Start (or keep) following ``stream`` after ``after``."""
+        with self.cursor_lock:
+            if stream not in self.cursors:
+                self.cursors[stream] = after
+                self.svc.relay.add_stream(self.waiter, stream)
+        self.waiter.ring()
+
+    def flush(self) -> None:
+        """Send every event past each cursor, in order, advancing the cursor as it goes."""
+        with self.cursor_lock:
+            positions = list(self.cursors.items())
+        for stream, after in positions:
+            for event in self.svc.relay.read_after(stream, after):
+                self.send_event(event)
+                with self.cursor_lock:
+                    self.cursors[stream] = event.id
+                cmid = str(event.data.get("client_message_id", ""))
+                if cmid in self.asked and is_terminal_for(event, cmid):
+                    del self.asked[cmid]
+                    record_answer_metrics(event)
+
+    def sender_loop(self) -> None:
+        settings = self.svc.settings
+        try:
+            while not self.closed.is_set():
+                self.flush()
+                if shutting_down.is_set():
+                    self.advise("restart", 1000)
+                    self.close(CLOSE_RESTART, "restart")
+                    return
+                now = time.monotonic()
+                if self.ping_sent_at is None and now - self.last_pong >= settings.ws_ping_seconds:
+                    self.ping_sent_at = now
+                    self.send({"type": "ping"})
+                if (
+                    self.ping_sent_at is not None
+                    and now - self.ping_sent_at > settings.ws_pong_timeout_seconds
+                ):
+                    self.close(CLOSE_GOING_AWAY, "pong_timeout")
+                    return
+                self.waiter.wait(min(1.0, settings.ws_ping_seconds))
+        except ConnectionClosed:
+            self.closed.set()
+        except Exception:
+            log.exception("websocket sender failed")
+            self.close(CLOSE_INTERNAL, "internal_error")
+
+    # --- receiving ---------------------------------------------------------------
+
+    def receive_loop(self) -> None:
+        while not self.closed.is_set():
+            raw = self.ws.receive(timeout=1.0)
+            if raw is None:
+                continue
+            try:
+                self.handle(raw)
+            except FrameError as error:
+                self.send(
+                    {
+                        "type": "error",
+                        "code": error.code,
+                        "message": error.message,
+                        "field": error.field,
+                    }
+                )
+            except ApiError as error:
+                self.send(
+                    {
+                        "type": "error",
+                        "code": error.code,
+                        "message": error.message,
+                        "field": error.field,
+                    }
+                )
+
+    def handle(self, raw: str | bytes) -> None:
+        try:
+            frame = json.loads(raw)
+        except ValueError as exc:
+            raise FrameError("invalid_json", "Frames must be JSON objects.") from exc
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            raise FrameError("invalid_frame", "Frames need a string 'type'.", "type")
+        kind = frame["type"]
+        if kind == "ping":
+            self.send({"type": "pong"})
+        elif kind == "pong":
+            self.last_pong, self.ping_sent_at = time.monotonic(), None
+        elif kind == "chat.send":
+            self.chat_send(frame)
+        elif kind == "resume":
+            self.resume(frame)
+        else:
+            raise FrameError("unknown_type", f"Unknown frame type {kind!r}.", "type")
+
+    def chat_send(self, frame: dict[str, Any]) -> None:
+        question = required_string(frame, "q", self.svc.settings.max_question_chars)
+        # The client's id is what makes a re-send after reconnect harmless: required here.
+        started = ask(self.user, frame, question, client_message_id_required=True)
+        stream = self.events.conversation_stream(started.conversation_id)
+        self.asked[started.client_message_id] = stream
+        self.follow(stream, position_before(started.question_event_id))
+
+    def resume(self, frame: dict[str, Any]) -> None:
+        conversation_id = optional_id(frame, "conversation_id")
+        after = str(frame.get("after") or "0")
+        if conversation_id is None or not is_entry_id(after):
+            raise FrameError(
+                "invalid_field", "'resume' needs conversation_id and an event id 'after'."
+            )
+        if not owns_conversation(self.svc.redis, self.svc.settings, self.user.id, conversation_id):
+            # Same answer for "not yours" and "does not exist": no existence leak.
+            raise FrameError("not_found", "No such conversation.", "conversation_id")
+        stream = self.events.conversation_stream(conversation_id)
+        epoch = frame.get("epoch")
+        position = self.events.read(
+            stream, after=after, epoch=epoch if isinstance(epoch, str) else None, count=1
+        )
+        if position.reset:
+            metrics.EVENT_LOG_RESETS.inc()
+            self.send(
+                {"type": "reset", "conversation_id": conversation_id, "epoch": position.epoch}
+            )
+            return
+        self.follow(stream, after)
+
+    def run(self) -> None:
+        user_stream = self.events.user_stream(self.user.id)
+        self.send(
+            {
+                "type": "ready",
+                "user_id": self.user.id,
+                "notifications_epoch": self.events.epoch(user_stream),
+                "heartbeat_seconds": self.svc.settings.ws_ping_seconds,
+            }
+        )
+        self.follow(user_stream, self.events.last_id(user_stream))
+        sender = threading.Thread(target=self.sender_loop, name="ws-sender", daemon=True)
+        sender.start()
+        try:
+            self.receive_loop()
+        except ConnectionClosed:
+            self.closed.set()
+            self.close_reason = "client_closed"
+        finally:
+            self.closed.set()
+            self.waiter.ring()
+            sender.join(timeout=5)
+            self.svc.relay.remove_waiter(self.waiter)
+
+
+def _authenticate(ws: Any, svc: Services) -> User | None:
+    raw = ws.receive(timeout=svc.settings.ws_auth_timeout_seconds)
+    try:
+        frame = json.loads(raw) if raw is not None else None
+    except ValueError:
+        frame = None
+    if (
+        not isinstance(frame, dict)
+        or frame.get("type") != "auth"
+        or not isinstance(frame.get("token"), str)
+    ):
+        return None
+    try:
+        return verify_token(svc.settings, frame["token"])
+    except TokenError:
+        return None
+
+
+def _origin_allowed(svc: Services) -> bool:
+    origin = request.headers.get("Origin")
+    return origin is not None and origin in svc.settings.allowed_origins
+
+
+def _closed(code: int, reason: str, started: float) -> None:
+    metrics.WS_CLOSES.labels(code=str(code), reason=reason).inc()
+    metrics.WS_CONNECTION_DURATION.observe(time.monotonic() - started)
+
+
+@sock.route("/ws")
+def websocket(ws: Any) -> None:
+    global _active_sockets
+    svc = services()
+    started = time.monotonic()
+    if not _origin_allowed(svc):
+        ws.close(reason=CLOSE_POLICY, message="origin not allowed")
+        _closed(CLOSE_POLICY, "bad_origin", started)
+        return
+    if shutting_down.is_set():
+        ws.close(reason=CLOSE_RESTART, message="restart")
+        _closed(CLOSE_RESTART, "restart", started)
+        return
+    with _active_lock:
+        overloaded = _active_sockets >= svc.settings.ws_max_connections
+        if not overloaded:
+            _active_sockets += 1
+    if overloaded:
+        metrics.WS_RECONNECT_ADVICE.labels(why="overload").inc()
+        ws.send(
+            json.dumps(
+                {"type": "advice", "why": "overload", "reconnect": True, "retry_after_ms": 5000}
+            )
+        )
+        ws.close(reason=CLOSE_TRY_LATER, message="overloaded")
+        _closed(CLOSE_TRY_LATER, "overload", started)
+        return
+    metrics.WS_CONNECTIONS_ACTIVE.inc()
+    session: SocketSession | None = None
+    try:
+        user = _authenticate(ws, svc)
+        if user is None:
+            ws.close(reason=CLOSE_NOT_AUTHENTICATED, message="not authenticated")
+            _closed(CLOSE_NOT_AUTHENTICATED, "not_authenticated", started)
+            return
+        session = SocketSession(ws, svc, user)
+        session.run()
+    except ConnectionClosed:
+        pass
+    finally:
+        with _active_lock:
+            _active_sockets -= 1
+        metrics.WS_CONNECTIONS_ACTIVE.dec()
+        if session is not None:
+            code = session.close_code
+            if ws.close_reason == CLOSE_TOO_BIG:
+                code, session.close_reason = CLOSE_TOO_BIG, "too_big"
+            _closed(code, session.close_reason, started)
