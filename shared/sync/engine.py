@@ -134,7 +134,7 @@ def _access_token(settings: Settings, secret: dict[str, str], options: SyncOptio
     wrapped = options.gmail_http_factory(creds) if options.gmail_http_factory else None
     transport = getattr(wrapped, "http", None) or httplib2.Http(timeout=30)
     try:
-        creds.refresh(Request(transport))
+        creds.refresh(Request(transport))  # type: ignore[no-untyped-call]  # google-auth: untyped
     except RefreshError as exc:
         raise NeedsReauth("Google refused the stored refresh token; reconnect") from exc
     return str(creds.token)

@@ -114,7 +114,8 @@ def credentials(
     scopes: list[str] | None = None,
 ) -> Credentials:
     """OAuth credentials that refresh themselves from the stored refresh token."""
-    return Credentials(
+    # google-auth ships no annotations for Credentials.__init__.
+    return Credentials(  # type: ignore[no-untyped-call]
         token=token,
         refresh_token=refresh_token,
         token_uri=TOKEN_URI,
