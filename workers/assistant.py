@@ -14,7 +14,7 @@ from shared.assistant.asking import DONE, ERROR, event_key, is_active
 from shared.core.clients import get_elasticsearch, get_redis
 from shared.core.settings import get_settings
 from shared.core.task_names import ASSISTANT_ANSWER
-from shared.realtime.delivery import deliver
+from shared.realtime.delivery import Delivery, deliver
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +24,9 @@ def _emitter(conversation_id: str, client_message_id: str):  # type: ignore[no-u
     r = get_redis(settings)
 
     def emit(event_type: str, part: str, data: dict[str, Any]) -> None:
-        deliver(
-            r,
-            settings,
-            target="conversation",
-            target_id=conversation_id,
-            event_type=event_type,
-            data={**data, "client_message_id": client_message_id},
-            dedup_key=event_key(client_message_id, part),
-        )
+        data = {**data, "client_message_id": client_message_id}
+        key = event_key(client_message_id, part)
+        deliver(r, settings, Delivery("conversation", conversation_id, event_type, data, key))
 
     return emit
 
