@@ -10,8 +10,9 @@ from celery import Task, shared_task
 from elasticsearch import ConnectionError as ESConnectionError
 
 from shared.assistant.answer import AnswerCancelled, stream_answer
-from shared.assistant.asking import DONE, ERROR, event_key, is_active
+from shared.assistant.asking import event_key, is_active
 from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.events import EventType
 from shared.core.settings import get_settings
 from shared.core.task_names import ASSISTANT_ANSWER
 from shared.realtime.delivery import Delivery, deliver
@@ -37,7 +38,7 @@ class AnswerTask(Task):  # type: ignore[misc]
     def on_failure(self, exc, task_id, args, kwargs, einfo):  # type: ignore[no-untyped-def]
         emit = _emitter(kwargs["conversation_id"], kwargs["client_message_id"])
         emit(
-            ERROR,
+            EventType.ERROR,
             "error",
             {"code": "assistant_failed", "message": "The assistant failed to answer."},
         )
@@ -78,6 +79,8 @@ def answer(
             still_wanted=lambda: is_active(r, settings, conversation_id, client_message_id),
         )
     except AnswerCancelled:
-        emit(DONE, "done", {"cancelled": True, "answer": "", "citations": [], "search": {}})
+        emit(
+            EventType.DONE, "done", {"cancelled": True, "answer": "", "citations": [], "search": {}}
+        )
         return
-    emit(DONE, "done", {"cancelled": False, **result})
+    emit(EventType.DONE, "done", {"cancelled": False, **result})
