@@ -18,7 +18,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure_logging(settings)
 
     from web import cli, client, errors, extensions, metrics, request_log
-    from web.api import accounts, auth, chat, conversations, emails, health, me
+    from web.api import accounts, auth, chat, conversations, emails, health, me, register, uploads
     from web.api import mail as mail_upload
     from web.realtime import sse, ws
 
@@ -26,6 +26,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     extensions.init_services(app, settings)
     errors.register_error_handlers(app)
     auth.init_auth(app)
+    app.register_blueprint(register.bp)
+    app.register_blueprint(uploads.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(sse.bp)
     app.register_blueprint(conversations.bp)

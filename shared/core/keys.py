@@ -154,3 +154,17 @@ class RedisKeys:
     def oauth_state_used(self, nonce: str) -> str:
         """Flag: an OAuth state already redeemed, so a callback URL works once."""
         return f"{self.prefix}oauth-state-used:{nonce}"
+
+    # Resumable uploads (issue 11). Keyed by the owner's id, so delete-my-data finds them.
+
+    def upload(self, user_id: str, upload_id: str) -> str:
+        """Hash: an upload's length, file name, owner, whether its head was checked, its account."""
+        return f"{self.prefix}upload:{user_id}:{upload_id}"
+
+    def user_uploads(self, user_id: str) -> str:
+        """Set: the upload ids a person has started."""
+        return f"{self.prefix}user-uploads:{user_id}"
+
+    def upload_lock(self, user_id: str, upload_id: str) -> str:
+        """Lock: held while one request appends to an upload."""
+        return f"{self.prefix}upload:{user_id}:{upload_id}:lock"

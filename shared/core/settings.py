@@ -223,7 +223,39 @@ class Settings:
         metadata={"doc": "Allow IMAP accounts on loopback/private addresses (tests, LAN servers)"},
     )
     upload_max_bytes: int = field(
-        default=20 * 1024**3, metadata={"doc": "Largest mbox accepted by POST /api/mail/import"}
+        default=20 * 1024**3, metadata={"doc": "Largest mbox accepted (POST /api/mail/import or /api/uploads)"}
+    )
+    # Your own mailbox (issue 11): registration, resumable uploads, the embedded engine's limits.
+    registration_enabled: bool = field(
+        default=True,
+        metadata={"doc": "Anyone may sign up with POST /api/auth/register (false = operators only)"},
+    )
+    upload_chunk_max_bytes: int = field(
+        default=8 * 1024**2,
+        metadata={"doc": "Largest body of one resumable-upload PATCH (tus) to /api/uploads"},
+    )
+    upload_quota_bytes: int = field(
+        default=50 * 1024**3,
+        metadata={"doc": "Upload bytes one person may keep on disk (finished and unfinished)"},
+    )
+    upload_min_free_bytes: int = field(
+        default=1024**3,
+        metadata={"doc": "Disk space an upload must leave free under DATA_DIR/uploads"},
+    )
+    upload_stale_hours: int = field(
+        default=24,
+        metadata={"doc": "An unfinished upload untouched this long is deleted"},
+    )
+    imap_test_timeout_seconds: float = field(
+        default=10.0, metadata={"doc": "Time limit of the IMAP form's Test connection"}
+    )
+    embedded_search_engine: bool = field(
+        default=False,
+        metadata={"doc": "Search runs on the local noida-db (make run sets it when it starts one)"},
+    )
+    embedded_engine_warn_emails: int = field(
+        default=10000,
+        metadata={"doc": "Warn when a person's mail outgrows the embedded engine (emails)"},
     )
     redis_max_connections: int = field(
         default=64, metadata={"doc": "Redis connections per process (callers queue beyond it)"}

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 TOKEN_ALGORITHM = "HS256"
 TOKEN_AUDIENCE = "mailchat"
 MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
 
 _hasher = PasswordHasher()
 # Verifying against this when the email is unknown keeps login timing the same
@@ -57,13 +58,25 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
+def password_problem(email: str, password: str) -> str | None:
+    """What is wrong with ``password`` for ``email`` (one rule set for sign-up and CLI), or None."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"password must have at least {MIN_PASSWORD_LENGTH} characters"
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"password must have at most {MAX_PASSWORD_LENGTH} characters"
+    if password.strip().lower() == normalise_email(email):
+        return "password must not be the email address"
+    return None
+
+
 def create_user(r: redis.Redis, settings: Settings, email: str, password: str) -> User:
     """Create a user; an email already taken is an error, not an overwrite."""
     email = normalise_email(email)
     if "@" not in email or len(email) > 254:
         raise UserError(f"not an email address: {email!r}")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    problem = password_problem(email, password)
+    if problem:
+        raise UserError(problem)
     keys = RedisKeys(settings.key_prefix)
     user_id = "u_" + secrets.token_hex(8)
     if not r.set(keys.user_by_email(email), user_id, nx=True):

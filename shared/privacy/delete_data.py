@@ -50,6 +50,7 @@ from shared.core.logs import user_hash
 from shared.core.settings import Settings
 from shared.identity.users import revoke_tokens
 from shared.sync.documents import delete_user_accounts
+from shared.sync.uploads import delete_user_uploads
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ def delete_user_data(
     report.accounts = int(r.scard(keys.user_accounts(user_id)))
     report.documents = delete_user_accounts(r, es, settings, user_id)
     report.documents += delete_documents_of(es, settings, user_id)
+    report.redis_keys += delete_user_uploads(r, settings, user_id)  # unfinished files too
     for conversation_id in conversation_ids:
         report.redis_keys += _delete_conversation(r, keys, conversation_id, report)
     report.conversations = len(conversation_ids)

@@ -33,7 +33,11 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("mail_upload", __name__, url_prefix="/api/mail")
 
-FORM_MEMORY_BYTES = 64 * 1024
+# Werkzeug applies max_form_memory_size to its parse buffer too, which holds up to one
+# 64 KiB read plus what is left of the previous one: at 64 KiB any mbox over ~150 KB sent
+# through a real server (reads not aligned to parts) was refused as "too large" (issue 11).
+# 1 MiB still bounds what a text field may hold in memory.
+FORM_MEMORY_BYTES = 1024 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
