@@ -223,12 +223,15 @@ class Settings:
         metadata={"doc": "Allow IMAP accounts on loopback/private addresses (tests, LAN servers)"},
     )
     upload_max_bytes: int = field(
-        default=20 * 1024**3, metadata={"doc": "Largest mbox accepted (POST /api/mail/import or /api/uploads)"}
+        default=20 * 1024**3,
+        metadata={"doc": "Largest mbox accepted (POST /api/mail/import or /api/uploads)"},
     )
     # Your own mailbox (issue 11): registration, resumable uploads, the embedded engine's limits.
     registration_enabled: bool = field(
         default=True,
-        metadata={"doc": "Anyone may sign up with POST /api/auth/register (false = operators only)"},
+        metadata={
+            "doc": "Anyone may sign up with POST /api/auth/register (false = operators only)"
+        },
     )
     upload_chunk_max_bytes: int = field(
         default=8 * 1024**2,

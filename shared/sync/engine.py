@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 Notify = Callable[[str, str, dict[str, Any], str], None]  # (user id, type, data, dedup key)
 LOCK_TTL_SECONDS = 120  # renewed every 40 s while a run lives; a dead worker frees it quickly
 MAX_RERUNS = 3
-PROGRESS_EVERY_SECONDS = 2.0
+PROGRESS_EVERY_SECONDS = 0.5  # sync.progress at most twice a second (issue 11)
 
 
 @dataclass
@@ -61,6 +61,8 @@ class SyncResult:
     new: int = 0
     deleted: int = 0
     updated: int = 0
+    skipped: int = 0  # older than the retention: not kept
+    partly_read: int = 0  # malformed or truncated: indexed with what could be read
     message: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -170,6 +172,7 @@ class _Run:
         self.total: int | None = None
         self.progress_sent = 0
         self.last_progress = 0.0
+        self.started = time.monotonic()
 
     def apply(self, batch: SyncBatch) -> None:
         removal = accounts.removal_state(self.redis, self.settings, self.account.id)
@@ -197,7 +200,7 @@ class _Run:
                 self._commit(batch)
                 committed.append(True)
 
-        import_messages(
+        stats = import_messages(
             self.es,
             self.settings,
             self.account.user_id,
@@ -208,6 +211,7 @@ class _Run:
         if not committed:
             raise BatchNotIndexed("the batch was not fully acknowledged")
         self.result.new += len(messages)
+        self.result.partly_read += stats.with_warnings
         self.done += len(messages)
         metrics.MAIL_SYNC_MESSAGES.labels(provider=self.account.provider).inc(len(messages))
         if batch.total_hint is not None:
@@ -253,11 +257,14 @@ class _Run:
         self.last_progress = now
         total = self.total
         text = f"synced {self.done:,} of {total:,}" if total else f"synced {self.done:,}"
+        rate = self.done / max(0.001, now - self.started)
         data = {
             "account_id": self.account.id,
             "provider": self.account.provider,
             "done": self.done,
             "total": total,
+            "rate": round(rate, 1),  # emails per second since the run started
+            "eta_seconds": round((total - self.done) / rate) if total and rate else None,
             "text": text,
         }
         accounts.update(self.redis, self.settings, self.account.id, progress=data)
@@ -380,12 +387,17 @@ def _run_once(
     changed = result.new or result.deleted or result.updated
     if options.announce or changed:
         text = f"{plural(result.new, 'new email')}" if result.new else "no new emails"
+        if result.partly_read:
+            text += f"; {plural(result.partly_read, 'email')} malformed, kept as far as readable"
         data = {
             "account_id": account.id,
             "provider": account.provider,
             "new": result.new,
+            "added": result.new,  # the issue's name for it; "new" stays for old clients
             "deleted": result.deleted,
             "updated": result.updated,
+            "skipped": result.skipped,
+            "partly_read": result.partly_read,
             "message_count": accounts.message_count(r, settings, account.id),
             "text": text,
         }

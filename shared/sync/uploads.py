@@ -194,7 +194,9 @@ def create_upload(
             f"{settings.upload_min_free_bytes:,} must stay free.",
             "Upload-Length",
         )
-    upload = Upload("up_" + secrets.token_hex(12), user_id, length, safe_filename(filename), time.time())
+    upload = Upload(
+        "up_" + secrets.token_hex(12), user_id, length, safe_filename(filename), time.time()
+    )
     keys = _keys(settings)
     upload.path(settings).touch(exist_ok=False)
     pipe = r.pipeline(transaction=True)
@@ -326,7 +328,9 @@ def complete(r: redis.Redis, settings: Settings, upload: Upload, send_task: Send
     path.rename(final)
     accounts.update(r, settings, account.id, config={**config, "path": str(final)})
     _finished(r, settings, upload, account.id)
-    send_task(MAIL_IMPORT_MBOX, args=[upload.user_id, str(final)], kwargs={"account_id": account.id})
+    send_task(
+        MAIL_IMPORT_MBOX, args=[upload.user_id, str(final)], kwargs={"account_id": account.id}
+    )
     log.info("upload %s complete: account %s queued for import", upload.id, account.id)
     return account.id
 

@@ -20,7 +20,12 @@ from web.validation import json_body, required_string
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 
 # The Gmail OAuth callback verifies its signed state, the Pub/Sub push its ?token=.
-PUBLIC_ENDPOINTS = {"auth.login", "register.register", "accounts.gmail_callback", "accounts.gmail_push"}
+PUBLIC_ENDPOINTS = {
+    "auth.login",
+    "register.register",
+    "accounts.gmail_callback",
+    "accounts.gmail_push",
+}
 # EventSource cannot send headers: these accept a single-use ``?ticket=`` instead.
 TICKET_ENDPOINTS = {"sse.chat_stream", "sse.conversation_stream"}
 

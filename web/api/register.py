@@ -6,10 +6,9 @@ create logins with ``users create``. It lives beside ``web/api/auth.py``
 rather than in it so the session code there stays about sessions: the page
 logs in with ``POST /api/auth/login`` right after registering.
 
-The answer is the same 201 shape whether or not the address was new would
-leak who has an account; we answer 409 instead because the page must tell a
-person who already signed up to log in, and login itself already reveals
-nothing beyond that (its rate limits cover both).
+An address already registered is a 409 telling the person to log in: the
+page has to say so, and an open sign-up reveals that much whatever it
+answers (the rate limits on /api/auth cover it like login).
 """
 
 from __future__ import annotations
@@ -57,9 +56,7 @@ def register() -> Any:
         raise ApiError(400, "invalid_field", f"'password': {PASSWORD_RULES}", field="password")
     problem = password_problem(email, password)
     if problem:
-        raise ApiError(
-            400, "weak_password", f"{problem}. {PASSWORD_RULES}", field="password"
-        )
+        raise ApiError(400, "weak_password", f"{problem}. {PASSWORD_RULES}", field="password")
     if find_user(svc.redis, svc.settings, email) is not None:
         raise ApiError(
             409, "email_taken", "An account with this email exists; log in.", field="email"

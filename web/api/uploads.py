@@ -184,9 +184,7 @@ def patch(upload_id: str) -> Any:
         account_id = None
         if new_offset == upload.length:
             with queue_errors():
-                account_id = uploads.complete(
-                    svc.redis, svc.settings, upload, svc.celery.send_task
-                )
+                account_id = uploads.complete(svc.redis, svc.settings, upload, svc.celery.send_task)
     except UploadError as exc:
         raise _api_error(exc) from exc
     response = Response(status=204)

@@ -84,7 +84,8 @@ def test_upload_is_imported_by_the_worker_with_progress(
     types = [e.type for e in events]
     assert "sync.progress" in types
     done = [e for e in events if e.type == "sync.done"][0]
-    assert done.data["text"] == f"{expected} new emails"
+    assert done.data["text"].startswith(f"{expected} new emails")
+    assert done.data["partly_read"] == 1, "the malformed message is reported"
     cursor = json.loads(accounts.cursor(get_redis(settings), settings, account["id"])["mbox"])
     assert cursor == {"offset": len(content), "size": len(content)}
 

@@ -134,9 +134,7 @@ def test_what_is_not_an_mbox_is_refused_after_its_first_bytes(
     assert accounts.list_accounts(get_redis(settings), settings, user.id) == []
 
 
-def test_size_quota_and_free_disk_are_checked_before_the_first_byte(
-    settings, make_user
-) -> None:
+def test_size_quota_and_free_disk_are_checked_before_the_first_byte(settings, make_user) -> None:
     from web import create_app
 
     user, _ = make_user("tus-quota")
@@ -172,9 +170,7 @@ def test_protocol_errors_name_the_header(upload_app, settings, make_user) -> Non
     location = create(client, headers, 10_000).headers["Location"]
     wrong = patch(client, headers, location, 5, b"From a@b Mon Jan  1 00:00:00 2024\n")
     assert wrong.status_code == 409 and wrong.get_json()["error"]["field"] == "Upload-Offset"
-    typed = client.patch(
-        location, data=b"x", headers={**headers, **TUS, "Upload-Offset": "0"}
-    )
+    typed = client.patch(location, data=b"x", headers={**headers, **TUS, "Upload-Offset": "0"})
     assert typed.status_code == 415
     big = patch(client, headers, location, 0, b"F" * (CHUNK + 1))
     assert big.status_code == 413 and big.get_json()["error"]["code"] == "chunk_too_large"
@@ -201,7 +197,9 @@ def test_delete_my_data_removes_unfinished_uploads(upload_app, settings, make_us
     assert not left, "only the login stays"
 
 
-def _raw_patch_then_drop(port: int, path: str, token: str, offset: int, declared: int, data: bytes) -> None:
+def _raw_patch_then_drop(
+    port: int, path: str, token: str, offset: int, declared: int, data: bytes
+) -> None:
     """A PATCH that announces ``declared`` bytes, sends ``data`` (fewer) and hangs up."""
     head = (
         f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
@@ -226,7 +224,9 @@ def test_a_dropped_upload_resumes_from_heads_offset_on_gunicorn(
     web = start_web(tmp_path)
     try:
         status, got, _ = http(
-            "POST", f"{web.base}/api/uploads", headers={**headers, "Upload-Length": str(len(content))}
+            "POST",
+            f"{web.base}/api/uploads",
+            headers={**headers, "Upload-Length": str(len(content))},
         )
         assert status == 201
         location = got["Location"]
@@ -279,9 +279,13 @@ def test_a_multipart_upload_over_150_kb_works_on_gunicorn(settings, make_user, t
     assert len(content) > 150_000
     boundary = "mailchat" + secrets.token_hex(8)
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mbox\"\r\n"
-        "Content-Type: application/mbox\r\n\r\n"
-    ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.mbox"\r\n'
+            "Content-Type: application/mbox\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     web = start_web(tmp_path)
     try:
         request = urllib.request.Request(
