@@ -24,6 +24,7 @@ from pathlib import Path
 from devtools.demo_mailbox import write_mbox
 from devtools.servers import LocalServer, start_noida_elasticsearch, start_redis
 from shared.core.clients import get_elasticsearch, get_redis
+from shared.core import local_servers
 from shared.core.keys import RedisKeys
 from shared.core.settings import ENV_PREFIX, Settings
 from shared.identity.users import ensure_user
@@ -129,7 +130,16 @@ def main() -> int:
     os.environ.setdefault(ENV_PREFIX + "LOG_FORMAT", "plain")  # a terminal, not a log shipper
     settings = Settings.from_env().with_secret_key()
     settings.data_path.mkdir(parents=True, exist_ok=True)
+    settings, notes = local_servers.discover(settings)  # a second make run reuses the first's
+    for note in notes:
+        log.info("%s", note)
     settings, started = start_missing_servers(settings)
+    if any(server.name.startswith("noida-db") for server in started):
+        settings = dataclasses.replace(settings, embedded_search_engine=True)
+    if started:
+        local_servers.record(
+            settings, embedded_elasticsearch=settings.embedded_search_engine, owner_pid=os.getpid()
+        )
     try:
         status = prepare_demo(settings)
         print(banner(settings, status), flush=True)
@@ -139,6 +149,8 @@ def main() -> int:
         metrics_dir.mkdir(parents=True)
         return run_supervisor(env)
     finally:
+        if started:
+            local_servers.forget(settings, os.getpid())
         for server in reversed(started):
             server.stop()
 

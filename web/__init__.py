@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from flask import Flask
 
+from shared.core import local_servers
 from shared.core.logs import configure_logging
 from shared.core.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the web app from ``settings`` (default: the environment's)."""
-    settings = (settings or get_settings()).with_secret_key()
+    # No server URL configured (a CLI command beside make run): use the servers it recorded.
+    settings, server_notes = local_servers.discover(settings or get_settings())
+    settings = settings.with_secret_key()
     # No default /static route: web.client serves the page's files (with no-cache).
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.config["MAILCHAT_SERVER_NOTES"] = server_notes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     configure_logging(settings)
 

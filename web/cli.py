@@ -12,14 +12,15 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, ScriptInfo
 
 from shared.identity.users import UserError, create_user, find_user
 from shared.index import lifecycle
 from shared.index.lifecycle.policy import LifecycleError
 from shared.index.template import bootstrap
-from shared.index.writer import import_mbox
+from shared.index.writer import import_messages, mbox_messages
 from shared.privacy.delete_data import delete_user_data
+from web.cli_progress import ImportProgress
 from web.extensions import services
 
 index_cli = AppGroup("index", help="Manage the email index.")
@@ -123,7 +124,17 @@ def mail_import_mbox(path: Path, email: str) -> None:
     user = find_user(svc.redis, svc.settings, email)
     if user is None:
         raise click.UsageError(f"no user {email}; create one with 'users create {email}'")
-    stats = import_mbox(svc.elasticsearch, svc.settings, user.id, path, refresh=True)
+    progress = ImportProgress(path)
+    stats = import_messages(
+        svc.elasticsearch,
+        svc.settings,
+        user.id,
+        mbox_messages(path),
+        source="mbox",
+        refresh=True,
+        on_batch_indexed=progress,
+    )
+    progress.close(stats)
     click.echo(json.dumps(stats.as_dict()))
     if stats.failed:
         sys.exit(1)
@@ -165,6 +176,18 @@ def users_delete_data(email: str, delete_user: bool, yes: bool) -> None:
     click.echo(json.dumps(report.as_dict()))
 
 
+SERVER_NOTES = "MAILCHAT_SERVER_NOTES"
+
+
+def _say_which_servers() -> None:
+    """Before any command: which servers it uses when make run's were found (on stderr)."""
+    info = click.get_current_context().find_object(ScriptInfo)
+    app = info.load_app() if info is not None else None
+    for note in (app.config.get(SERVER_NOTES, []) if app is not None else []):
+        click.echo(note, err=True)
+
+
 def init_cli(app: Flask) -> None:
     for group in (index_cli, mail_cli, users_cli):
+        group.callback = _say_which_servers
         app.cli.add_command(group)
