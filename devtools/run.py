@@ -23,8 +23,8 @@ from pathlib import Path
 
 from devtools.demo_mailbox import write_mbox
 from devtools.servers import LocalServer, start_noida_elasticsearch, start_redis
-from shared.core.clients import get_elasticsearch, get_redis
 from shared.core import local_servers
+from shared.core.clients import get_elasticsearch, get_redis
 from shared.core.keys import RedisKeys
 from shared.core.settings import ENV_PREFIX, Settings
 from shared.identity.users import ensure_user

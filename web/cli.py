@@ -183,7 +183,7 @@ def _say_which_servers() -> None:
     """Before any command: which servers it uses when make run's were found (on stderr)."""
     info = click.get_current_context().find_object(ScriptInfo)
     app = info.load_app() if info is not None else None
-    for note in (app.config.get(SERVER_NOTES, []) if app is not None else []):
+    for note in app.config.get(SERVER_NOTES, []) if app is not None else []:
         click.echo(note, err=True)
 
 

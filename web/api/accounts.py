@@ -313,3 +313,23 @@ def gmail_push() -> Any:
         queued = handle_push(svc.redis, svc.settings, notice, svc.celery.send_task)
     log.info("gmail push for history %s queued %d syncs", notice.history_id, len(queued))
     return "", 204
+
+
+# -- the IMAP form's "Test connection" ---------------------------------------------------
+
+
+@bp.post("/accounts/imap/test")
+def test_imap() -> Any:
+    """Log in once with the form's values; 200 with ``ok`` and a reason either way.
+
+    A failed login is an answer, not an error of this request (the form shows
+    the reason beside the field to fix); invalid form values are still a 400.
+    """
+    from shared.sync.providers.imap_check import check_connection
+
+    body = json_body()
+    config = _imap_config(body)
+    secret = {"password": required_string(body, "password", 1024)}
+    check = check_connection(services().settings, config, secret)
+    log.info("IMAP test connection: %s", check.code)
+    return jsonify(check.as_dict())
