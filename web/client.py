@@ -76,6 +76,12 @@ def client_config() -> Any:
                 "default_window_days": DEFAULT_WINDOW_DAYS,
                 "heartbeat_seconds": settings.ux_heartbeat_seconds,
                 "access_token_ttl_seconds": settings.access_token_ttl_seconds,
+                "registration_enabled": settings.registration_enabled,
+                "upload_chunk_bytes": settings.upload_chunk_max_bytes,
+                "upload_max_bytes": settings.upload_max_bytes,
+                "gmail_enabled": bool(
+                    settings.gmail_client_id and settings.gmail_client_secret
+                ),
             }
         )
     )

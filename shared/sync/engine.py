@@ -365,6 +365,10 @@ def _run_once(
         if provider is not None:
             provider.close()
     result = run.result
+    if result.new or result.deleted or result.updated:
+        # sync.done says "you can ask about N emails now": make that true on any engine
+        # (noida-db ignores refresh_interval and only shows new documents after a refresh).
+        es.indices.refresh(index=settings.index_alias)
     finished = time.time()
     accounts.update(
         r,

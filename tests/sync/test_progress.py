@@ -50,6 +50,8 @@ def test_progress_is_throttled_and_carries_a_rate(settings, make_user, tmp_path)
     assert len(done) == 1
     assert {"added", "updated", "deleted", "skipped"} <= set(done[0])
     assert done[0]["added"] == total and done[0]["message_count"] == total
+    searchable = es.count(index=batched.index_alias, query={"term": {"owner_id": user.id}})
+    assert searchable["count"] == total, "searchable when sync.done says so (no refresh here)"
 
 
 def test_a_truncated_malformed_mbox_imports_what_it_can_and_says_so(

@@ -74,8 +74,22 @@ def _enqueue(account_id: str, *, announce: bool, force: bool) -> None:
 @bp.get("/accounts")
 def list_accounts() -> Any:
     svc = services()
-    found = accounts.list_accounts(svc.redis, svc.settings, current_user().id)
-    return jsonify({"accounts": [_public(a) for a in found]})
+    found = [_public(a) for a in accounts.list_accounts(svc.redis, svc.settings, current_user().id)]
+    total = sum(int(a["message_count"]) for a in found)
+    return jsonify(
+        {"accounts": found, "total_emails": total, "warning": engine_warning(svc.settings, total)}
+    )
+
+
+def engine_warning(settings: Any, total: int) -> str | None:
+    """Say so when a mailbox outgrows the embedded engine (it scans every document per query)."""
+    if not settings.embedded_search_engine or total <= settings.embedded_engine_warn_emails:
+        return None
+    return (
+        f"{total:,} emails is more than the built-in search engine handles well "
+        f"(over {settings.embedded_engine_warn_emails:,}, answers slow down by seconds): "
+        "run Mailchat on Elasticsearch for a mailbox this size (see deploy/ and the README)."
+    )
 
 
 def _imap_config(body: dict[str, Any]) -> ImapConfig:

@@ -133,7 +133,9 @@ export class Api {
    * options: body (JSON), auth (default true), retries (default 3 for idempotent
    * requests, else 0), idempotent (a POST that is safe to repeat, e.g. one with a
    * client_message_id), timeoutMs (default 15 s), signal (the caller's abort), quiet
-   * (do not report the error: the caller expects it, as a probe does).
+   * (do not report the error: the caller expects it, as a probe does), headers (extra
+   * request headers), raw (a Blob/bytes body sent as it is, e.g. an upload chunk), full
+   * (answer `{status, headers, body}` instead of the body: tus reads its headers).
    */
   async request(method, path, options = {}) {
     const idempotent = options.idempotent ?? IDEMPOTENT_METHODS.has(method);
@@ -179,7 +181,7 @@ export class Api {
   async once(method, path, options, auth) {
     if (this.signal?.aborted) throw new DOMException("page closed", "AbortError");
     if (!this.isOnline()) throw new OfflineError(PLAIN_MESSAGES.offline);
-    const headers = { Accept: "application/json" };
+    const headers = { Accept: "application/json", ...(options.headers ?? {}) };
     if (options.body !== undefined) headers["Content-Type"] = "application/json";
     if (auth && this.tokens?.token()) headers.Authorization = `Bearer ${this.tokens.token()}`;
     const controller = new AbortController();
@@ -196,7 +198,7 @@ export class Api {
       response = await this.fetch(path, {
         method,
         headers,
-        body: options.body === undefined ? undefined : JSON.stringify(options.body),
+        body: options.raw !== undefined ? options.raw : options.body === undefined ? undefined : JSON.stringify(options.body),
         signal: controller.signal,
         credentials: "same-origin",
       });
@@ -219,7 +221,7 @@ export class Api {
         body = null; // an HTML error page from a proxy: classified by status alone
       }
     }
-    if (response.ok) return body;
+    if (response.ok) return options.full ? { status: response.status, headers: response.headers, body } : body;
     throw errorFromResponse(response.status, response.headers, body, this.now());
   }
 }

@@ -8,13 +8,16 @@
 import { Api } from "./api.js";
 import { TokenStore } from "./auth.js";
 import { ChatController } from "./chat.js";
+import { debugHandle } from "./debug.js";
+import { signUp } from "./signup.js";
 import { ErrorLog } from "./errorlog.js";
 import { Lifetime } from "./lifetime.js";
 import { ChatSocket } from "./socket.js";
 import { StreamManager } from "./stream.js";
 import { ConnectionStats, UxTelemetry } from "./telemetry.js";
-import { formatDate, h } from "./ui/dom.js";
+import { renderConversationList } from "./ui/conversations.js";
 import { EmailView } from "./ui/email.js";
+import { MailboxView } from "./ui/mailbox.js";
 import { MessageList } from "./ui/messages.js";
 import { Notifier } from "./ui/notify.js";
 import { StatusView } from "./ui/status.js";
@@ -62,6 +65,9 @@ export class App {
     });
     page.listen(win, "error", (event) => this.unexpected(event.error ?? event.message));
     page.listen(this.$("#login-form"), "submit", (event) => this.login(event));
+    page.listen(this.$("#signup-form"), "submit", (event) => this.signup(event));
+    page.listen(this.$("#show-signup"), "click", () => this.showSignup());
+    page.listen(this.$("#show-login"), "click", () => this.showLogin());
     await this.boot();
   }
 
@@ -99,6 +105,9 @@ export class App {
   showLogin(message = "") {
     this.$("#chat-view").hidden = true;
     this.$("#login-view").hidden = false;
+    this.$("#signup-form").hidden = true;
+    this.$("#login-form").hidden = false;
+    this.$("#signup-offer").hidden = this.config ? this.config.registration_enabled === false : false;
     const error = this.$("#login-error");
     error.textContent = message;
     error.hidden = !message;
@@ -122,6 +131,37 @@ export class App {
     } finally {
       button.disabled = false;
     }
+  }
+
+  showSignup() {
+    this.$("#login-form").hidden = true;
+    this.$("#signup-form").hidden = false;
+    this.$("#signup-error").hidden = true;
+    this.$("#signup-email").focus();
+  }
+
+  /** POST /api/auth/register, then log in with the same email and password. */
+  async signup(event) {
+    event.preventDefault();
+    await signUp({
+      $: this.$,
+      api: this.api,
+      tokens: this.tokens,
+      done: async () => {
+        if (!this.config) this.config = await this.loadConfig();
+        if (!this.config) return;
+        this.openChat();
+        this.showMailbox(true); // a new person has no mail yet: start where it is added
+      },
+    });
+  }
+
+  showMailbox(show) {
+    this.$("#chat-view").classList.toggle("show-mailbox", show);
+    this.$("#mailbox-view").hidden = !show;
+    this.$("#open-mailbox").setAttribute("aria-expanded", String(show));
+    if (show) this.session?.mailbox.reload();
+    else this.$("#composer-input").focus();
   }
 
   sessionEnded(reason) {
@@ -177,7 +217,10 @@ export class App {
         status.update(state, info);
       },
       onReady: (frame) => controller.socketReady(frame),
-      onFrame: (frame) => controller.socketFrame(frame),
+      onFrame: (frame) => {
+        if (mailbox.receive(frame)) return;
+        controller.socketFrame(frame);
+      },
       onAuthFailed: (reason) => {
         if (reason === "not_authenticated") tokens.requireLogin("Your session has ended; log in again.");
       },
@@ -194,8 +237,17 @@ export class App {
       },
     });
     const emailView = new EmailView(this.$("#email-dialog"), life);
+    const mailbox = new MailboxView({
+      doc,
+      api,
+      config,
+      life,
+      notify: (note) => this.notify(note),
+      confirm: (text) => win.confirm(text),
+      go: (url) => win.location.assign(url),
+    });
     const messages = new MessageList(this.$("#messages"), this.$("#thread"), (id) => this.openEmail(id));
-    this.session = { life, stats, controller, stream, socket, status, telemetry, emailView, messages, listSignature: "" };
+    this.session = { life, stats, controller, stream, socket, status, telemetry, emailView, messages, mailbox, listSignature: "" };
 
     life.listen(win, "online", () => socket.online());
     life.listen(win, "offline", () => socket.offline());
@@ -206,6 +258,8 @@ export class App {
       this.$("#composer-input").focus();
     });
     life.listen(this.$("#logout"), "click", () => this.logout());
+    life.listen(this.$("#open-mailbox"), "click", () => this.showMailbox(this.$("#mailbox-view").hidden));
+    life.listen(this.$("#close-mailbox"), "click", () => this.showMailbox(false));
     for (const radio of doc.querySelectorAll("input[name=window]")) {
       life.listen(radio, "change", () => radio.checked && controller.setWindow(Number(radio.value)));
     }
@@ -222,6 +276,7 @@ export class App {
     this.keepTokenFresh(life);
     socket.start();
     telemetry.start();
+    mailbox.start();
     controller.refreshList();
     this.render();
   }
@@ -314,29 +369,7 @@ export class App {
   }
 
   renderList(session, controller) {
-    const items = [...controller.list];
-    const current = controller.current;
-    if (current && current.turns.length && !items.some((item) => item.id === current.id)) {
-      items.unshift({ id: current.id, title: current.title });
-    }
-    const signature = JSON.stringify([controller.currentId, items.map((i) => [i.id, i.title, i.last_active_at])]);
-    if (signature === session.listSignature) return;
-    session.listSignature = signature;
-    const list = this.$("#conversation-list");
-    list.replaceChildren(
-      ...items.map((item) =>
-        h(
-          "li",
-          {},
-          h(
-            "button",
-            { type: "button", class: `conversation${item.id === controller.currentId ? " current" : ""}`, dataset: { conversationId: item.id }, "aria-current": item.id === controller.currentId ? "true" : null },
-            h("span", { class: "conversation-title" }, item.title || "Untitled conversation"),
-            item.last_active_at ? h("span", { class: "conversation-when" }, formatDate(new Date(item.last_active_at * 1000).toISOString())) : null,
-          ),
-        ),
-      ),
-    );
+    renderConversationList(this.$("#conversation-list"), session, controller);
   }
 
   closeChat() {
@@ -352,6 +385,8 @@ export class App {
     this.$("#messages").replaceChildren();
     this.$("#conversation-list").replaceChildren();
     this.$("#banner").hidden = true;
+    this.$("#account-list").replaceChildren();
+    this.showMailbox(false);
   }
 
   /** Page unload: end everything. */
@@ -363,37 +398,6 @@ export class App {
 
   /** What the end-to-end tests read (no secrets: no token). */
   debugHandle() {
-    const app = this;
-    return {
-      get conversationId() {
-        return app.session?.controller.currentId ?? null;
-      },
-      get socketState() {
-        return app.session?.socket.state ?? null;
-      },
-      get stats() {
-        return app.session?.stats.snapshot() ?? null;
-      },
-      get streamsOpened() {
-        return app.session?.stream.opened ?? 0;
-      },
-      get streamOpen() {
-        return app.session?.stream.open ?? false;
-      },
-      get outboxSize() {
-        return app.session?.controller.outbox.size ?? 0;
-      },
-      get duplicatesDropped() {
-        const conversation = app.session?.controller.current;
-        return conversation ? conversation.cursor.duplicates : 0;
-      },
-      get activeTimers() {
-        return app.page.activeTimers + (app.session?.life.activeTimers ?? 0);
-      },
-      get errorLog() {
-        return app.errorLog.entries();
-      },
-      teardown: () => app.teardown(),
-    };
+    return debugHandle(this);
   }
 }
