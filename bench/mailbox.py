@@ -1,0 +1,255 @@
+"""Issue 11's figures: your own mailbox end to end, and what the embedded engine costs.
+
+- Upload + import of a 50,000-message Takeout mbox through the real path: sign up over
+  HTTP, tus upload in 8 MiB PATCHes to gunicorn, the Celery worker imports it; emails/s
+  from the first byte sent to ``last_success_at``, and the worker's peak RSS (every
+  process of the worker: the prefork children do the parsing).
+- Full-text search time on the configured engine (noida-db unless a URL is set) with
+  2,000, 10,000 and 50,000 emails in the index (the embedded engine scans them all).
+
+Run alone with ``python -m bench.mailbox`` (own servers in a temporary directory) or as
+part of ``make bench``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from celery_app import worker_command
+from devtools.demo_mailbox import write_mbox
+from devtools.run import PROJECT_ROOT, settings_environment, start_missing_servers
+from devtools.servers import free_port
+from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.settings import Settings
+from shared.identity.users import create_user
+from shared.index.search import search_emails
+from shared.index.template import bootstrap
+from shared.index.writer import import_mbox
+
+BIG = 50_000
+SEARCH_SIZES = (2_000, 10_000, BIG)
+SEARCH_QUERIES = ("interview", "offer letter", "invoice", "newsletter digest", "moving help")
+CHUNK = 8 * 1024 * 1024
+
+
+def tree_rss_bytes(root_pid: int) -> int:
+    """Resident memory of ``root_pid`` and every descendant (the worker and its children)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        pid = int(entry.name)
+        parents[pid] = int(fields.get("PPid", "0").strip())
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
+    family = {root_pid}
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in family and pid not in family:
+                family.add(pid)
+                grew = True
+    return sum(rss.get(pid, 0) for pid in family)
+
+
+def _request(method: str, url: str, body: bytes | None, headers: dict[str, str]) -> Any:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    return urllib.request.urlopen(request, timeout=300)
+
+
+def search_seconds(settings: Settings, user_id: str) -> float:
+    es = get_elasticsearch(settings)
+    timings = []
+    for query in SEARCH_QUERIES * 2:
+        started = time.perf_counter()
+        search_emails(es, settings, user_id, query, 365)
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
+def upload_and_import(settings: Settings, workdir: Path, mbox: Path) -> tuple[float, int, int]:
+    """Sign up, upload ``mbox`` over tus, wait for the import; (seconds, emails, peak RSS)."""
+    env = settings_environment(settings)
+    env["MAILCHAT_WEB_WORKERS"] = "1"
+    with (
+        open(workdir / "mailbox-worker.log", "wb") as wlog,
+        open(workdir / "mailbox-web.log", "wb") as glog,
+    ):
+        worker = subprocess.Popen(
+            worker_command(concurrency=1, loglevel="WARNING"),
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=wlog,
+            stderr=subprocess.STDOUT,
+        )
+        web = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py", "wsgi:app"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=glog,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://{settings.web_host}:{settings.web_port}"
+    peak = [0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], tree_rss_bytes(worker.pid))
+            stop.wait(0.2)
+
+    try:
+        _wait(f"{base}/healthz")
+        email, password = f"bench-{time.time_ns()}@example.com", "bench mailbox password"
+        json_headers = {"Content-Type": "application/json"}
+        _request(
+            "POST",
+            f"{base}/api/auth/register",
+            json.dumps({"email": email, "password": password}).encode(),
+            json_headers,
+        )
+        with _request(
+            "POST",
+            f"{base}/api/auth/login",
+            json.dumps({"email": email, "password": password}).encode(),
+            json_headers,
+        ) as answer:
+            token = json.loads(answer.read())["access_token"]
+        auth = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
+        threading.Thread(target=sample, daemon=True).start()
+        size = mbox.stat().st_size
+        started = time.perf_counter()
+        meta = "filename " + base64.b64encode(mbox.name.encode()).decode()
+        with _request(
+            "POST",
+            f"{base}/api/uploads",
+            None,
+            {**auth, "Upload-Length": str(size), "Upload-Metadata": meta},
+        ) as answer:
+            location = answer.headers["Location"]
+        offset = 0
+        with open(mbox, "rb") as handle:
+            while offset < size:
+                chunk = handle.read(CHUNK)
+                headers = {
+                    **auth,
+                    "Upload-Offset": str(offset),
+                    "Content-Type": "application/offset+octet-stream",
+                }
+                with _request("PATCH", f"{base}{location}", chunk, headers) as answer:
+                    offset = int(answer.headers["Upload-Offset"])
+                    account_id = answer.headers.get("Mailchat-Account-Id")
+        uploaded = time.perf_counter() - started
+        print(f"  uploaded {size / 1e6:,.0f} MB in {uploaded:.1f}s")
+        while True:
+            with _request("GET", f"{base}/api/accounts", None, auth) as answer:
+                listed = json.loads(answer.read())["accounts"]
+            account = next(a for a in listed if a["id"] == account_id)
+            if account["last_success_at"] or account["state"] == "error":
+                break
+            time.sleep(0.5)
+        elapsed = time.perf_counter() - started
+        return elapsed, int(account["message_count"]), peak[0]
+    finally:
+        stop.set()
+        for process in (web, worker):
+            process.terminate()
+            process.wait(30)
+
+
+def _wait(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} never answered")
+
+
+def bench_mailbox(settings: Settings, workdir: Path) -> list[str]:
+    """The figures, as report lines. Uses its own key prefix's users on ``settings``' servers."""
+    es, r = get_elasticsearch(settings), get_redis(settings)
+    today = datetime.now(UTC).date()
+    lines = []
+    # Search cost by index size: separate owners, since the embedded engine scans everyone's mail.
+    done = 0
+    searcher = None
+    helpers: list[str] = []
+    for size in SEARCH_SIZES[:-1]:
+        part = workdir / f"search-{size}.mbox"
+        write_mbox(part, owner_address="bench@example.com", today=today, count=size - done)
+        user = create_user(
+            r, settings, f"search-{size}-{time.time_ns()}@example.com", "bench password 1"
+        )
+        import_mbox(es, settings, user.id, part, refresh=True)
+        helpers.append(user.id)
+        searcher = searcher or user.id
+        done = size
+        lines.append(
+            f"search on {size:,} emails: median {search_seconds(settings, searcher) * 1000:,.0f} ms"
+        )
+        part.unlink()
+    es.delete_by_query(
+        index=f"{settings.index_alias}-*", query={"terms": {"owner_id": helpers}}, refresh=True
+    )
+    big = workdir / "takeout-50k.mbox"
+    started = time.perf_counter()
+    write_mbox(big, owner_address="bench@example.com", today=today, count=BIG)
+    print(
+        f"  generated {BIG:,} emails ({big.stat().st_size / 1e6:,.0f} MB) in {time.perf_counter() - started:.0f}s"
+    )
+    elapsed, count, peak = upload_and_import(settings, workdir, big)
+    lines.insert(
+        0,
+        f"upload + import of {count:,} emails end to end: {elapsed:.1f}s = {count / elapsed:,.0f} emails/s, worker peak RSS {peak / 2**20:,.0f} MiB",
+    )
+    total = es.count(index=settings.index_alias)["count"]
+    lines.append(f"search on {total:,} emails: median {_any_owner_search(settings) * 1000:,.0f} ms")
+    return lines
+
+
+def _any_owner_search(settings: Settings) -> float:
+    es = get_elasticsearch(settings)
+    hit = es.search(index=settings.index_alias, size=1, query={"match_all": {}})["hits"]["hits"][0]
+    return search_seconds(settings, hit["_source"]["owner_id"])
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="mailchat-bench-mailbox-") as tmp:
+        workdir = Path(tmp)
+        base = Settings.from_env(
+            data_dir=str(workdir), web_port=free_port(), key_prefix="mailchat-bench:"
+        ).with_secret_key()
+        settings, servers = start_missing_servers(base)
+        try:
+            bootstrap(get_elasticsearch(settings), settings)
+            lines = bench_mailbox(settings, workdir)
+        finally:
+            for server in servers:
+                server.stop()
+    for line in lines:
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
