@@ -18,6 +18,7 @@ from shared.realtime.delivery import (
     claim_overdue,
     dead_letter,
     deliver,
+    is_pending,
     record_pending,
     settle,
 )
@@ -93,8 +94,17 @@ def deliver_event(
     dedup_key: str,
     enqueued_at: float | None = None,
 ) -> str:
-    """Append one event; returns its entry id (the same id on every retry)."""
+    """Append one event; returns its entry id (the same id on every retry).
+
+    A delivery sent through the outbox (it carries ``enqueued_at``) whose entry
+    is gone was settled already or purged by delete-my-data: writing it now
+    would recreate a log the person deleted, so it is dropped.
+    """
     settings = get_settings()
+    if enqueued_at is not None and not is_pending(get_redis(settings), settings, dedup_key):
+        metrics.DELIVERY_ATTEMPTS.labels(outcome="dropped").inc()
+        log.info("delivery %s is no longer pending (settled or purged); dropped", dedup_key)
+        return ""
     appended = deliver(
         get_redis(settings),
         settings,
