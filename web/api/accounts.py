@@ -6,10 +6,17 @@ response is ``Account.public()``. The OAuth callback and the Pub/Sub push
 endpoint are public (Google's redirect and Pub/Sub carry no bearer token):
 the callback verifies its signed, single-use ``state``, the push endpoint its
 ``?token=``.
+
+The state alone does not say *whose browser* comes back with it: a consent link
+started by one person and approved by another would link the second person's
+Gmail into the first one's account. So ``connect`` also sets a random nonce in
+an HttpOnly cookie and puts only its hash into the state; the callback refuses
+a state whose hash does not match the cookie the browser brings back.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import logging
@@ -41,6 +48,8 @@ bp = Blueprint("accounts", __name__, url_prefix="/api")
 
 STATE_TTL_SECONDS = 600
 STATE_PURPOSE = "gmail-connect"
+BINDING_COOKIE = "mailchat_gmail_oauth"
+BINDING_COOKIE_PATH = "/api/accounts/gmail"  # sent to connect and callback only
 MAX_FOLDERS = 100
 # Tests hand Google's side in through the library's HttpMockSequence under this key.
 GMAIL_HTTP_CONFIG = "MAILCHAT_GMAIL_HTTP"
@@ -228,18 +237,35 @@ def gmail_connect() -> Any:
     _gmail_configured()
     settings = services().settings
     now = int(time.time())
+    binding = secrets.token_urlsafe(32)
     state = jwt.encode(
         {
             "sub": current_user().id,
             "purpose": STATE_PURPOSE,
             "nonce": secrets.token_urlsafe(16),
+            "bind": _binding_hash(binding),
             "iat": now,
             "exp": now + STATE_TTL_SECONDS,
         },
         settings.secret_key,
         algorithm="HS256",
     )
-    return jsonify({"url": gmail_api.consent_url(settings, _redirect_uri(), state)})
+    response = jsonify({"url": gmail_api.consent_url(settings, _redirect_uri(), state)})
+    # Lax: Google's redirect back is a top-level GET, which carries a Lax cookie.
+    response.set_cookie(
+        BINDING_COOKIE,
+        binding,
+        max_age=STATE_TTL_SECONDS,
+        path=BINDING_COOKIE_PATH,
+        httponly=True,
+        secure=request.is_secure,
+        samesite="Lax",
+    )
+    return response
+
+
+def _binding_hash(binding: str) -> str:
+    return hashlib.sha256(binding.encode()).hexdigest()
 
 
 def _state_user(state: str) -> str:
@@ -249,7 +275,7 @@ def _state_user(state: str) -> str:
             state,
             svc.settings.secret_key,
             algorithms=["HS256"],
-            options={"require": ["sub", "exp", "nonce", "purpose"]},
+            options={"require": ["sub", "exp", "nonce", "purpose", "bind"]},
         )
     except jwt.PyJWTError as exc:
         raise ApiError(
@@ -257,6 +283,15 @@ def _state_user(state: str) -> str:
         ) from exc
     if claims.get("purpose") != STATE_PURPOSE:
         raise ApiError(400, "invalid_state", "The sign-in link is invalid; connect again.")
+    cookie = request.cookies.get(BINDING_COOKIE, "")
+    if not cookie or not hmac.compare_digest(_binding_hash(cookie), str(claims["bind"])):
+        # Checked before the state is spent: a stranger's browser cannot burn the owner's link.
+        raise ApiError(
+            400,
+            "state_not_bound",
+            "This Gmail sign-in was started in another browser or session; "
+            "connect Gmail again from your Mailchat page.",
+        )
     used = RedisKeys(svc.settings.key_prefix).oauth_state_used(str(claims["nonce"]))
     if not svc.redis.set(used, "1", nx=True, ex=STATE_TTL_SECONDS):
         raise ApiError(400, "invalid_state", "This sign-in link was already used; connect again.")
@@ -298,6 +333,8 @@ def gmail_callback() -> Any:
     _enqueue(account_id, announce=True, force=True)
     account = accounts.get_account(svc.redis, svc.settings, account_id)
     assert account is not None
+    # The cookie stays until it expires with the state: a replayed link then hears
+    # "already used", and the next connect replaces it.
     return jsonify({"account": _public(account)}), status
 
 
