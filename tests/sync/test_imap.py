@@ -28,6 +28,12 @@ from shared.sync.providers.base import digest, message_key_for
 from tests.conftest import CORPUS_DIR
 
 
+@pytest.fixture()
+def settings(settings):  # type: ignore[no-untyped-def]
+    """The session's settings with loopback IMAP allowed: the test Dovecot listens there."""
+    return dataclasses.replace(settings, imap_allow_private_hosts=True)
+
+
 def make_message(subject: str, message_id: str, body: str = "hello") -> bytes:
     msg = EmailMessage()
     msg["From"] = "Recruiter <recruiter@example.com>"

@@ -35,7 +35,8 @@ from shared.sync.accounts import NEEDS_REAUTH, AccountError
 from shared.sync.documents import delete_account
 from shared.sync.providers import gmail_api
 from shared.sync.providers.gmail_push import PushError, decode_push, handle_push
-from shared.sync.providers.imap import TLS_MODES, ImapConfig, is_private_host
+from shared.sync.providers.imap import TLS_MODES, ImapConfig
+from shared.sync.providers.imap_net import HostNotAllowed, normalise_host, resolve_checked
 from shared.sync.schedule import request_sync
 from web.api.auth import current_user
 from web.errors import ApiError, queue_errors
@@ -110,14 +111,13 @@ def _imap_config(body: dict[str, Any]) -> ImapConfig:
         raise ApiError(
             400, "invalid_field", "'folders' must be a list of folder names.", field="folders"
         )
-    private = is_private_host(host)
-    if private and not settings.imap_allow_private_hosts:
-        raise ApiError(
-            400,
-            "host_not_allowed",
-            "That host is on a private network; set MAILCHAT_IMAP_ALLOW_PRIVATE_HOSTS to allow it.",
-            field="host",
-        )
+    host = normalise_host(host)
+    try:
+        # A first look, to answer the person now; the worker checks again when it
+        # connects, and connects to the address it checked then.
+        resolve_checked(host, port, allow_private=settings.imap_allow_private_hosts)
+    except HostNotAllowed as exc:
+        raise ApiError(400, "host_not_allowed", str(exc), field="host") from exc
     if tls == "none" and not _loopback(host):
         raise ApiError(
             400,
