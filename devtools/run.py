@@ -70,7 +70,12 @@ def prepare_demo(settings: Settings) -> str:
     )
     stats = import_mbox(es, settings, user.id, mbox_path, refresh=True)
     r.set(flag, datetime.now(UTC).isoformat())
-    return f"demo mailbox imported for {user.email}: {stats.indexed} emails"
+    skipped = (
+        f" ({stats.skipped_expired} older than {settings.retention_days} days not kept)"
+        if stats.skipped_expired
+        else ""
+    )
+    return f"demo mailbox imported for {user.email}: {stats.indexed} emails{skipped}"
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

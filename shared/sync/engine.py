@@ -63,6 +63,7 @@ class SyncResult:
     new: int = 0
     deleted: int = 0
     updated: int = 0
+    skipped: int = 0  # older than the retention: not kept
     message: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -130,7 +131,7 @@ class _Run:
                 self._commit(batch)
                 committed.append(True)
 
-        import_messages(
+        stats = import_messages(
             self.es,
             self.settings,
             self.account.user_id,
@@ -140,9 +141,11 @@ class _Run:
         )
         if not committed:
             raise BatchNotIndexed("the batch was not fully acknowledged")
-        self.result.new += len(messages)
+        kept = len(messages) - stats.skipped_expired
+        self.result.new += kept
+        self.result.skipped += stats.skipped_expired
         self.done += len(messages)
-        metrics.MAIL_SYNC_MESSAGES.labels(provider=self.account.provider).inc(len(messages))
+        metrics.MAIL_SYNC_MESSAGES.labels(provider=self.account.provider).inc(kept)
         if batch.total_hint is not None:
             self.total = max(batch.total_hint, self.done)
         self._progress()
@@ -310,30 +313,38 @@ def _run_once(
             "new": result.new,
             "deleted": result.deleted,
             "updated": result.updated,
+            "skipped": result.skipped,
             "seconds": round(finished - started, 3),
             "notes": result.notes[-3:],
         },
     )
     metrics.MAIL_SYNC_RUNS.labels(provider=account.provider, outcome="ok").inc()
-    changed = result.new or result.deleted or result.updated
+    changed = result.new or result.deleted or result.updated or result.skipped
     if options.announce or changed:
         text = f"{plural(result.new, 'new email')}" if result.new else "no new emails"
+        if result.skipped:
+            text += (
+                f"; {plural(result.skipped, 'email')} older than "
+                f"{settings.retention_days} days not kept"
+            )
         data = {
             "account_id": account.id,
             "provider": account.provider,
             "new": result.new,
             "deleted": result.deleted,
             "updated": result.updated,
+            "skipped": result.skipped,
             "message_count": accounts.message_count(r, settings, account.id),
             "text": text,
         }
         run.send("sync.done", data, "done")
     log.info(
-        "account %s synced: %d new, %d deleted, %d relabelled",
+        "account %s synced: %d new, %d deleted, %d relabelled, %d older than retention",
         account.id,
         result.new,
         result.deleted,
         result.updated,
+        result.skipped,
     )
     return result
 

@@ -347,6 +347,11 @@ def retention(
                 retention_days,
             ),
         )
+    if retention_days == 0:  # MAILCHAT_RETENTION_DAYS=0 keeps all mail, so every index
+        message = "MAILCHAT_RETENTION_DAYS=0 keeps everything"
+        return _finish_retention(
+            r, settings, RetentionResult("nothing_due", alias, dry_run, message, 0)
+        )
     lock = lifecycle_lock(r, settings, owner)
     if not dry_run and not lock.acquire():
         return _finish_retention(
