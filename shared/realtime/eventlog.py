@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 STREAM_MAXLEN = 10_000  # approximate trim: old events go, resume beyond them means reset
 DEDUP_TTL_SECONDS = 7 * 24 * 3600
 EVENT_TTL_SECONDS = 90 * 24 * 3600
+READ_PAGE = 500  # entries per XRANGE: a reader further behind reads page after page
 
 # KEYS: stream, dedup key, epoch key.
 # ARGV: maxlen, dedup ttl, epoch candidate, stream ttl, doorbell channel, then field/value pairs.
@@ -176,7 +177,7 @@ class EventLog:
         return str(self.redis.get(key))
 
     def read(
-        self, stream: str, *, after: str = "0", epoch: str | None = None, count: int = 500
+        self, stream: str, *, after: str = "0", epoch: str | None = None, count: int = READ_PAGE
     ) -> ReadResult:
         """Events strictly after ``after``; ``reset`` if the position cannot be resumed.
 

@@ -135,14 +135,16 @@ class SocketSession:
         with self.cursor_lock:
             positions = list(self.cursors.items())
         for stream, after in positions:
-            for event in self.svc.relay.read_after(stream, after):
-                self.send_event(event)
-                with self.cursor_lock:
-                    self.cursors[stream] = event.id
-                cmid = str(event.data.get("client_message_id", ""))
-                if cmid in self.asked and is_terminal_for(event, cmid):
-                    del self.asked[cmid]
-                    record_answer_metrics(event)
+            # Page after page until the end: a resume far behind must not stop at one page.
+            while page := self.svc.relay.read_after(stream, after):
+                for event in page:
+                    self.send_event(event)
+                    with self.cursor_lock:
+                        self.cursors[stream] = after = event.id
+                    cmid = str(event.data.get("client_message_id", ""))
+                    if cmid in self.asked and is_terminal_for(event, cmid):
+                        del self.asked[cmid]
+                        record_answer_metrics(event)
 
     def sender_loop(self) -> None:
         settings = self.svc.settings

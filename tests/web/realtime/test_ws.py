@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import date
 from pathlib import Path
 
@@ -253,3 +254,25 @@ def test_sigterm_sends_advice_and_1012_and_clients_resume_elsewhere(
     finally:
         leaving.stop()
         staying.stop()
+
+
+@pytest.mark.timeout(60)
+def test_resume_1200_events_behind_reaches_the_end(web, settings, user) -> None:
+    """Issue 10 item 1: a ``resume`` from ``0`` of a long conversation stopped after 500."""
+    from tests.web.realtime.test_sse import long_conversation
+
+    conversation_id, ids = long_conversation(settings, user, 1200)
+    client = connect(web, settings, user)
+    client.send({"type": "resume", "conversation_id": conversation_id, "after": "0"})
+    got: list[str] = []
+    deadline = time.monotonic() + 20
+    while len(got) < len(ids) and time.monotonic() < deadline:
+        try:
+            frame = client.receive(timeout=3)
+        except TimeoutError:
+            break  # three quiet seconds: it stopped
+        assert frame is not None, f"closed {client.close_code}"
+        if frame.get("conversation_id") == conversation_id and "id" in frame:
+            got.append(frame["id"])
+    client.close()
+    assert got == ids, f"stopped after {len(got)} of {len(ids)}"
