@@ -64,7 +64,7 @@ def test_answer_streams_in_order_with_headers(web, settings, mailbox_user) -> No
     assert reader.status == 200
     assert reader.headers["Content-Type"].startswith("text/event-stream")
     assert reader.headers["X-Accel-Buffering"] == "no"
-    assert reader.headers["Cache-Control"] == "no-cache"
+    assert reader.headers["Cache-Control"] == "no-store"
     messages = [m for m in read_until_done(reader) if m["event"] not in (":", "retry")]
     reader.close()
     kinds = [m["event"] for m in messages]

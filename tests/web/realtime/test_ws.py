@@ -94,6 +94,16 @@ def test_bad_frames_get_error_frames_and_the_socket_stays(web, settings, user, m
             "conversation_id",
         ),
         ({"type": "resume", "conversation_id": "c_x", "after": "bogus"}, "invalid_field", None),
+        # Issue 10 item 13: these wrote an HTTP 500 into the socket or killed it.
+        (
+            {"type": "chat.send", "q": "x", "window_days": "²", "client_message_id": "m_2"},
+            "invalid_field",
+            "window_days",
+        ),
+        ({"type": "chat.send", "q": "\ud800", "client_message_id": "m_3"}, "invalid_field", "q"),
+        ({"type": "resume", "conversation_id": "c_x", "after": "²"}, "invalid_field", None),
+        ({"type": "resume", "conversation_id": "c_x", "after": "9" * 26}, "invalid_field", None),
+        ("[" * 1020 + "]" * 1020, "invalid_json", None),  # past the recursion limit
     ]
     for frame, code, field in cases:
         client.send(frame)
