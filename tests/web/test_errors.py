@@ -8,6 +8,7 @@ answers (huge headers, chunked bodies) go through a real gunicorn.
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import pytest
@@ -168,3 +169,87 @@ def test_a_chunked_70_kb_body_is_a_413(web, settings, make_user) -> None:
     assert status == 413, body[:300]
     assert headers["content-type"].startswith("application/json")
     assert json.loads(body)["error"]["field"] == "body"
+
+
+# --- a server down (item 13, with item 18's real stopped servers) ------------------------
+
+
+def _own_settings(settings, redis_url: str, es_url: str | None = None):  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    return dataclasses.replace(
+        settings, redis_url=redis_url, elasticsearch_url=es_url or settings.elasticsearch_url
+    )
+
+
+def _assert_503(status: int, headers: dict[str, str], body: bytes, code: str) -> None:
+    assert status == 503, body[:300]
+    assert int({k.lower(): v for k, v in headers.items()}["retry-after"]) > 0
+    assert json.loads(body)["error"]["code"] == code
+
+
+def test_redis_down_is_503_over_http_and_advice_then_1013_on_sockets(tmp_path, settings) -> None:
+    """Chat answered 500 and sockets closed 1011 without advice when Redis stopped."""
+    from devtools.servers import start_redis
+    from shared.core.clients import get_redis
+    from shared.identity.users import create_user, issue_token
+    from tests.live import http
+    from tests.wsclient import WsClient
+
+    own = start_redis(tmp_path / "redis")  # this test's own Redis: it stops it
+    web = start_web(tmp_path, {"MAILCHAT_REDIS_URL": own.url})
+    try:
+        mine = _own_settings(settings, own.url)
+        user = create_user(get_redis(mine), mine, "down@example.com", "down-password")
+        conversation = claim_conversation(get_redis(mine), mine, user.id, None)
+        bearer = {"Authorization": f"Bearer {issue_token(mine, user)}"}
+        socket_before = WsClient(web.base, web.origin)
+        socket_before.send({"type": "auth", "token": issue_token(mine, user)})
+        assert socket_before.receive()["type"] == "ready"
+        own.stop()
+
+        frames = socket_before.receive_until(lambda f: f["type"] == "advice", timeout=15)
+        assert frames[-1]["why"] == "server_unavailable" and frames[-1]["retry_after_ms"] > 0
+        assert socket_before.wait_closed() == 1013
+        socket_after = WsClient(web.base, web.origin)  # connecting while it is down
+        socket_after.send({"type": "auth", "token": issue_token(mine, user)})
+        assert socket_after.receive()["type"] == "advice"
+        assert socket_after.wait_closed() == 1013
+
+        _assert_503(
+            *http("POST", f"{web.base}/api/chat", {"q": "x"}, bearer), "storage_unavailable"
+        )
+        stream = f"{web.base}/api/conversations/{conversation}/stream"
+        _assert_503(*http("GET", stream, headers=bearer), "storage_unavailable")
+    finally:
+        web.stop()
+        own.stop()
+    assert "Traceback" not in web.log_path.read_text()
+
+
+def test_search_down_is_503_for_chat_and_email(tmp_path, settings) -> None:
+    """With noida-db stopped, chat answered 502 (and opening an email 500)."""
+    from devtools.servers import start_noida_elasticsearch, start_redis
+    from shared.core.clients import get_redis
+    from shared.identity.users import create_user, issue_token
+    from tests.live import http, start_worker
+
+    own_redis = start_redis(tmp_path / "redis")
+    own_es = start_noida_elasticsearch(tmp_path / "es")
+    env = {"MAILCHAT_REDIS_URL": own_redis.url, "MAILCHAT_ELASTICSEARCH_URL": own_es.url}
+    mine = _own_settings(settings, own_redis.url, own_es.url)
+    worker = start_worker(mine, tmp_path / "worker.log", {**os.environ, **env}, concurrency=1)
+    web = start_web(tmp_path, {**env, "MAILCHAT_CHAT_TIMEOUT_SECONDS": "40"})
+    try:
+        own_es.stop()
+        user = create_user(get_redis(mine), mine, "nosearch@example.com", "nosearch-password")
+        bearer = {"Authorization": f"Bearer {issue_token(mine, user)}"}
+        _assert_503(*http("POST", f"{web.base}/api/chat", {"q": "x"}, bearer), "search_unavailable")
+        email = f"{web.base}/api/emails/{user.id}:0123456789abcdef"
+        _assert_503(*http("GET", email, headers=bearer), "search_unavailable")
+    finally:
+        web.stop()
+        worker.terminate()
+        worker.wait(20)
+        own_es.stop()
+        own_redis.stop()

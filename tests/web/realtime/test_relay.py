@@ -84,3 +84,37 @@ def test_a_reader_more_than_a_page_behind_reaches_the_end(settings) -> None:
                 after = page[-1].id
             assert got == ids[ids.index(start) + 1 :], start
     relay.stop()
+
+
+@pytest.mark.timeout(60)
+def test_a_reader_behind_reaches_the_end_across_a_redis_restart(tmp_path, settings) -> None:
+    """Item 1 under item 18's fault: Redis stops mid-read and comes back; no doorbell needed."""
+    import dataclasses
+
+    import redis
+
+    from devtools.servers import start_redis
+
+    own = start_redis(tmp_path / "redis")  # this test's own Redis: it stops it
+    mine = dataclasses.replace(settings, redis_url=own.url)
+    r = get_redis(mine)
+    events = EventLog(r, mine)
+    relay = Relay(r, mine)
+    stream = events.conversation_stream("c_relay_" + secrets.token_hex(4))
+    ids = _append_many(events, stream, 1200)
+    restarted = None
+    try:
+        with relay.listening([stream]):
+            seen = [e.id for e in relay.read_after(stream, "0")]
+            own.stop()  # SIGTERM: Redis writes its append-only file before it exits
+            with pytest.raises(redis.ConnectionError):
+                relay.read_after(stream, seen[-1])
+            restarted = start_redis(tmp_path / "redis", port=own.port)
+            while page := relay.read_after(stream, seen[-1]):
+                seen += [e.id for e in page]
+            assert seen == ids
+    finally:
+        relay.stop()
+        own.stop()
+        if restarted is not None:
+            restarted.stop()
