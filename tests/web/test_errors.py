@@ -193,11 +193,11 @@ def test_redis_down_is_503_over_http_and_advice_then_1013_on_sockets(tmp_path, s
     from devtools.servers import start_redis
     from shared.core.clients import get_redis
     from shared.identity.users import create_user, issue_token
-    from tests.live import http
+    from tests.live import SseReader, http
     from tests.wsclient import WsClient
 
     own = start_redis(tmp_path / "redis")  # this test's own Redis: it stops it
-    web = start_web(tmp_path, {"MAILCHAT_REDIS_URL": own.url})
+    web = start_web(tmp_path, {"MAILCHAT_REDIS_URL": own.url, "MAILCHAT_SSE_PING_SECONDS": "1"})
     try:
         mine = _own_settings(settings, own.url)
         user = create_user(get_redis(mine), mine, "down@example.com", "down-password")
@@ -206,6 +206,9 @@ def test_redis_down_is_503_over_http_and_advice_then_1013_on_sockets(tmp_path, s
         socket_before = WsClient(web.base, web.origin)
         socket_before.send({"type": "auth", "token": issue_token(mine, user)})
         assert socket_before.receive()["type"] == "ready"
+        follower = SseReader(f"{web.base}/api/conversations/{conversation}/stream", bearer)
+        messages = follower.messages()
+        assert next(m for m in messages if m["event"] == "ready")
         own.stop()
 
         frames = socket_before.receive_until(lambda f: f["type"] == "advice", timeout=15)
@@ -215,6 +218,11 @@ def test_redis_down_is_503_over_http_and_advice_then_1013_on_sockets(tmp_path, s
         socket_after.send({"type": "auth", "token": issue_token(mine, user)})
         assert socket_after.receive()["type"] == "advice"
         assert socket_after.wait_closed() == 1013
+        # The stream's 200 was sent long ago: its last message says what happened instead.
+        last = next(m for m in messages if m["event"] not in (":", "retry"))
+        assert last["event"] == "error" and last["data"]["code"] == "storage_unavailable"
+        assert next(messages, None) is None
+        follower.close()
 
         _assert_503(
             *http("POST", f"{web.base}/api/chat", {"q": "x"}, bearer), "storage_unavailable"
