@@ -170,7 +170,7 @@ class SocketSession:
             self.closed.set()
         except Exception as exc:
             if server_down(exc) is not None:
-                self.server_down(exc)
+                self.advise_server_down(exc)
                 return
             log.exception("websocket sender failed")
             self.close(CLOSE_INTERNAL, "internal_error")
@@ -190,7 +190,7 @@ class SocketSession:
                 raise
             except Exception as exc:  # noqa: BLE001 - a frame must never kill the socket
                 if server_down(exc) is not None:
-                    self.server_down(exc)
+                    self.advise_server_down(exc)
                     return
                 # Never let it reach Flask: its 500 page would be written into the socket.
                 log.exception("websocket frame failed")
@@ -199,7 +199,7 @@ class SocketSession:
     def send_error(self, code: str, message: str, field: str | None) -> None:
         self.send({"type": "error", "code": code, "message": message, "field": field})
 
-    def server_down(self, exc: BaseException) -> None:
+    def advise_server_down(self, exc: BaseException) -> None:
         """Redis (or search) unreachable: advise a later reconnect, then close 1013."""
         log.warning("websocket: %r; advising the client to come back", exc)
         try:
@@ -363,7 +363,7 @@ def websocket(ws: Any) -> None:
         if server_down(exc) is None:
             raise
         if session is not None:
-            session.server_down(exc)
+            session.advise_server_down(exc)
         else:  # Redis went away during the handshake: same advice, no session yet
             _advise_and_close(ws, "server_unavailable", SERVER_DOWN_RETRY_AFTER_SECONDS * 1000)
             _closed(CLOSE_TRY_LATER, "server_unavailable", started)
