@@ -27,6 +27,7 @@ from shared.core.task_names import (
     MAIL_SYNC_ALL,
 )
 from shared.index.writer import import_mbox as import_mbox_file
+from shared.realtime.delivery import Delivery, enqueue_delivery
 from shared.sync import accounts
 from shared.sync.engine import SyncOptions, gmail_client
 from shared.sync.engine import sync_account as run_sync
@@ -34,7 +35,6 @@ from shared.sync.gmail_quota import QuotaExhausted
 from shared.sync.providers.base import NeedsReauth, ProviderError
 from shared.sync.providers.gmail_push import ensure_watch, renew_watches
 from shared.sync.schedule import sync_all as queue_all
-from workers.delivery import enqueue_delivery
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +54,9 @@ def _notifier(task: Task) -> Any:
     """Send each sync event to the person's log through ``delivery.deliver``."""
 
     def notify(user_id: str, event_type: str, data: dict[str, Any], dedup_key: str) -> None:
-        enqueue_delivery(
-            task.app,
-            get_settings(),
-            target="user",
-            target_id=user_id,
-            event_type=event_type,
-            data=data,
-            dedup_key=dedup_key,
-        )
+        settings = get_settings()
+        delivery = Delivery("user", user_id, event_type, data, dedup_key)
+        enqueue_delivery(task.app.send_task, get_redis(settings), settings, delivery)
 
     return notify
 

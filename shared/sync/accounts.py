@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 PROVIDERS = ("gmail", "imap", "mbox")
 IDLE, SYNCING, NEEDS_REAUTH, ERROR = "idle", "syncing", "needs_reauth", "error"
-STATES = (IDLE, SYNCING, NEEDS_REAUTH, ERROR)
 MAX_ACCOUNTS_PER_USER = 20
 
 
