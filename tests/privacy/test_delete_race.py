@@ -25,7 +25,7 @@ from shared.core.settings import ENV_PREFIX
 from shared.core.task_names import DELIVERY_SWEEP_OUTBOX, MAIL_IMPORT_MBOX
 from shared.identity.users import create_user
 from shared.privacy.delete_data import delete_user_data
-from shared.realtime.delivery import record_pending
+from shared.realtime.delivery import Delivery, record_pending
 from shared.sync import accounts
 from tests.live import start_worker
 from tests.privacy.test_delete_data import _mentions
@@ -89,14 +89,14 @@ def test_delete_my_data_during_a_running_sync_leaves_nothing(settings, session_d
             time.sleep(0.02)
         assert r.exists(keys.account_lock(account.id)), "the sync must still be running"
         # A notification whose task the broker lost: only the outbox remembers it.
-        lost = {
-            "target": "user",
-            "target_id": user.id,
-            "event_type": "sync.progress",
-            "data": {"text": "synced 100"},
-            "dedup_key": f"sync:{account.id}:lost:progress",
-            "enqueued_at": 0.0,
-        }
+        lost = Delivery(
+            "user",
+            user.id,
+            "sync.progress",
+            {"text": "synced 100"},
+            f"sync:{account.id}:lost:progress",
+            enqueued_at=0.0,
+        )
         record_pending(r, isolated, lost, now=0.0)
 
         report = delete_user_data(es, r, isolated, user.id)

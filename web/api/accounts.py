@@ -16,24 +16,18 @@ a state whose hash does not match the cookie the browser brings back.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import logging
-import secrets
-import time
 from typing import Any
 
 import httplib2
-import jwt
 from flask import Blueprint, current_app, jsonify, request, url_for
 
-from shared.core.keys import RedisKeys
-from shared.core.locks import RedisLock
 from shared.sync import accounts
 from shared.sync.accounts import NEEDS_REAUTH, AccountError
-from shared.sync.documents import delete_account
-from shared.sync.providers import gmail_api
+from shared.sync.documents import remove_account as remove_or_defer
+from shared.sync.providers import gmail_api, gmail_state
 from shared.sync.providers.gmail_push import PushError, decode_push, handle_push
 from shared.sync.providers.imap import TLS_MODES, ImapConfig
 from shared.sync.providers.imap_net import HostNotAllowed, normalise_host, resolve_checked
@@ -47,8 +41,6 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("accounts", __name__, url_prefix="/api")
 
-STATE_TTL_SECONDS = 600
-STATE_PURPOSE = "gmail-connect"
 BINDING_COOKIE = "mailchat_gmail_oauth"
 BINDING_COOKIE_PATH = "/api/accounts/gmail"  # sent to connect and callback only
 MAX_FOLDERS = 100
@@ -202,15 +194,9 @@ def remove_account(account_id: str) -> Any:
     """Delete the account and its mail now; if a sync holds the account, it does it."""
     svc = services()
     account = _owned(account_id)
-    keys = RedisKeys(svc.settings.key_prefix)
-    lock = RedisLock(svc.redis, keys.account_lock(account.id), 600, owner="delete")
-    if not lock.acquire():
-        accounts.request_deletion(svc.redis, svc.settings, account.id)
+    removed = remove_or_defer(svc.redis, svc.elasticsearch, svc.settings, account.id)
+    if removed is None:
         return jsonify({"deleted": False, "deleting": True}), 202
-    try:
-        removed = delete_account(svc.redis, svc.elasticsearch, svc.settings, account.id)
-    finally:
-        lock.release()
     return jsonify({"deleted": True, "documents_deleted": removed})
 
 
@@ -236,26 +222,13 @@ def _gmail_configured() -> None:
 def gmail_connect() -> Any:
     _gmail_configured()
     settings = services().settings
-    now = int(time.time())
-    binding = secrets.token_urlsafe(32)
-    state = jwt.encode(
-        {
-            "sub": current_user().id,
-            "purpose": STATE_PURPOSE,
-            "nonce": secrets.token_urlsafe(16),
-            "bind": _binding_hash(binding),
-            "iat": now,
-            "exp": now + STATE_TTL_SECONDS,
-        },
-        settings.secret_key,
-        algorithm="HS256",
-    )
+    state, binding = gmail_state.new_state(settings, current_user().id)
     response = jsonify({"url": gmail_api.consent_url(settings, _redirect_uri(), state)})
     # Lax: Google's redirect back is a top-level GET, which carries a Lax cookie.
     response.set_cookie(
         BINDING_COOKIE,
         binding,
-        max_age=STATE_TTL_SECONDS,
+        max_age=gmail_state.STATE_TTL_SECONDS,
         path=BINDING_COOKIE_PATH,
         httponly=True,
         secure=request.is_secure,
@@ -264,38 +237,13 @@ def gmail_connect() -> Any:
     return response
 
 
-def _binding_hash(binding: str) -> str:
-    return hashlib.sha256(binding.encode()).hexdigest()
-
-
 def _state_user(state: str) -> str:
     svc = services()
+    binding = request.cookies.get(BINDING_COOKIE, "")
     try:
-        claims = jwt.decode(
-            state,
-            svc.settings.secret_key,
-            algorithms=["HS256"],
-            options={"require": ["sub", "exp", "nonce", "purpose", "bind"]},
-        )
-    except jwt.PyJWTError as exc:
-        raise ApiError(
-            400, "invalid_state", "The sign-in link is invalid or expired; connect again."
-        ) from exc
-    if claims.get("purpose") != STATE_PURPOSE:
-        raise ApiError(400, "invalid_state", "The sign-in link is invalid; connect again.")
-    cookie = request.cookies.get(BINDING_COOKIE, "")
-    if not cookie or not hmac.compare_digest(_binding_hash(cookie), str(claims["bind"])):
-        # Checked before the state is spent: a stranger's browser cannot burn the owner's link.
-        raise ApiError(
-            400,
-            "state_not_bound",
-            "This Gmail sign-in was started in another browser or session; "
-            "connect Gmail again from your Mailchat page.",
-        )
-    used = RedisKeys(svc.settings.key_prefix).oauth_state_used(str(claims["nonce"]))
-    if not svc.redis.set(used, "1", nx=True, ex=STATE_TTL_SECONDS):
-        raise ApiError(400, "invalid_state", "This sign-in link was already used; connect again.")
-    return str(claims["sub"])
+        return gmail_state.spend_state(svc.redis, svc.settings, state, binding)
+    except gmail_state.StateError as exc:
+        raise ApiError(400, exc.code, str(exc)) from exc
 
 
 @bp.get("/accounts/gmail/callback")

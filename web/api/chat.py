@@ -13,8 +13,9 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from shared.assistant.asking import DONE, ERROR, chat_response
+from shared.assistant.asking import chat_response
 from shared.core import metrics
+from shared.core.events import EventType
 from shared.identity.tickets import issue_ticket
 from shared.realtime.eventlog import EventLog, position_before
 from web.api.auth import current_user
@@ -26,6 +27,9 @@ from web.validation import json_body, question_from
 log = logging.getLogger(__name__)
 
 bp = Blueprint("chat", __name__, url_prefix="/api")
+
+# Error codes a worker writes when a server was down, not when the answer itself failed.
+RETRYABLE_CODES = frozenset({"search_unavailable", "storage_unavailable"})
 
 
 @bp.post("/chat")
@@ -45,10 +49,18 @@ def chat() -> Any:
     ):
         if event is None or event.data.get("client_message_id") != started.client_message_id:
             continue
-        if event.type == ERROR:
+        if event.type == EventType.ERROR:
             metrics.CHAT_REQUESTS.labels(outcome="failed").inc()
+            if event.data.get("retryable") or event.data.get("code") in RETRYABLE_CODES:
+                # A server the answer needs is down: the client may simply retry later.
+                raise ApiError(
+                    503,
+                    str(event.data.get("code") or "assistant_unavailable"),
+                    str(event.data.get("message") or "The assistant is unavailable; try again."),
+                    retry_after=RETRY_AFTER_SECONDS,
+                )
             raise ApiError(502, "assistant_failed", "The assistant failed to answer; try again.")
-        if event.type == DONE:
+        if event.type == EventType.DONE:
             record_answer_metrics(event)
             metrics.CHAT_REQUESTS.labels(outcome="answered").inc()
             return jsonify(chat_response(started.conversation_id, event))

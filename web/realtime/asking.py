@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.assistant.answer import MAX_WINDOW_DAYS, MIN_WINDOW_DAYS
-from shared.assistant.asking import DONE, StartedQuestion, is_terminal_for, start_question
+from shared.assistant.asking import StartedQuestion, is_terminal_for, start_question
 from shared.core import metrics
+from shared.core.events import EventType
 from shared.core.task_names import ASSISTANT_ANSWER
 from shared.identity.users import User
 from shared.realtime.conversations import ConversationNotFound
@@ -104,13 +105,16 @@ def follow(
     svc = services()
     with svc.relay.listening([stream]) as waiter:
         while True:
-            for event in svc.relay.read_after(stream, after):
+            page = svc.relay.read_after(stream, after)
+            for event in page:
                 yield event
                 after = event.id
                 if until_answered and is_terminal_for(event, until_answered):
                     return
             if shutting_down.is_set():
                 return
+            if page:
+                continue  # maybe more behind this page: only an empty read means "wait"
             wait = idle_seconds
             if deadline is not None:
                 wait = min(wait, deadline - time.monotonic())
@@ -122,7 +126,7 @@ def follow(
 
 def record_answer_metrics(event: Event) -> None:
     """Count a finished answer's search once, in the process that asked for it."""
-    if event.type != DONE or event.data.get("cancelled"):
+    if event.type != EventType.DONE or event.data.get("cancelled"):
         return
     search = event.data.get("search") or {}
     if "window_days" in search:

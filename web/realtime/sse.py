@@ -19,10 +19,11 @@ from flask import Blueprint, Response, request, stream_with_context
 
 from shared.assistant.asking import is_terminal_for
 from shared.core import metrics
+from shared.core.events import ControlType, EventType
 from shared.realtime.conversations import owns_conversation
 from shared.realtime.eventlog import Event, EventLog, is_entry_id, position_before
 from web.api.auth import current_user
-from web.errors import ApiError, error_response
+from web.errors import SERVER_DOWN_RETRY_AFTER_SECONDS, ApiError, error_response, server_down
 from web.extensions import services
 from web.realtime.asking import ask, follow, record_answer_metrics
 from web.validation import required_string
@@ -44,16 +45,31 @@ def sse_control(event_type: str, data: dict[str, Any]) -> str:
 
 
 def _counted(body: Iterator[str]) -> Iterator[str]:
+    """Count the open stream; a server lost mid-stream ends it with an ``error`` it can act on.
+
+    The 200 and its headers are already sent, so a 503 is no longer possible:
+    the stream's last message says what happened and when to retry.
+    """
     metrics.SSE_STREAMS_ACTIVE.inc()
     try:
         yield from body
+    except Exception as exc:
+        down = server_down(exc)
+        if down is None:
+            raise
+        log.warning("SSE stream ended: %r", exc)
+        code, message = down
+        retry_ms = SERVER_DOWN_RETRY_AFTER_SECONDS * 1000
+        yield sse_control(
+            ControlType.ERROR, {"code": code, "message": message, "retry_after_ms": retry_ms}
+        )
     finally:
         metrics.SSE_STREAMS_ACTIVE.dec()
 
 
 def sse_response(body: Iterator[str]) -> Response:
     response = Response(stream_with_context(_counted(body)), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
     return response
 
@@ -87,7 +103,7 @@ def chat_stream() -> Any:
         unanswered_deadline = time.monotonic() + svc.settings.chat_timeout_seconds
         yield f"retry: {svc.settings.sse_retry_ms}\n\n"
         yield sse_control(
-            "ready",
+            ControlType.READY,
             {
                 "conversation_id": started.conversation_id,
                 "epoch": started.epoch,
@@ -104,7 +120,7 @@ def chat_stream() -> Any:
                 if not answering and time.monotonic() > unanswered_deadline:
                     # No worker took the question (it expires unanswered): say so, like POST does.
                     yield sse_control(
-                        "error",
+                        ControlType.ERROR,
                         {
                             "code": "assistant_unavailable",
                             "message": "No assistant worker answered in time; try again.",
@@ -114,14 +130,14 @@ def chat_stream() -> Any:
                     return
                 yield ": ping\n\n"
                 continue
-            if event.type != "question":
+            if event.type != EventType.QUESTION:
                 answering = True
             if is_terminal_for(event, started.client_message_id):
                 finished = True
                 record_answer_metrics(event)
             yield sse_event(event)
         if not finished:
-            yield sse_control("reconnect", {"reason": "server restarting"})
+            yield sse_control(ControlType.RECONNECT, {"reason": "server restarting"})
 
     return sse_response(body())
 
@@ -148,12 +164,14 @@ def conversation_stream(conversation_id: str) -> Any:
         position = events.read(stream, after=after, epoch=epoch, count=1)
         if position.reset:
             yield sse_control(
-                "reset", {"conversation_id": conversation_id, "epoch": position.epoch}
+                ControlType.RESET, {"conversation_id": conversation_id, "epoch": position.epoch}
             )
             return
-        yield sse_control("ready", {"conversation_id": conversation_id, "epoch": position.epoch})
+        yield sse_control(
+            ControlType.READY, {"conversation_id": conversation_id, "epoch": position.epoch}
+        )
         for event in follow(stream, after, idle_seconds=svc.settings.sse_ping_seconds):
             yield ": ping\n\n" if event is None else sse_event(event)
-        yield sse_control("reconnect", {"reason": "server restarting"})
+        yield sse_control(ControlType.RECONNECT, {"reason": "server restarting"})
 
     return sse_response(body())

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from devtools.demo_mailbox import write_mbox
-from shared.core.clients import get_elasticsearch
-from shared.index.writer import import_mbox
-from tests.conftest import auth_header
+from tests.conftest import auth_header, user_with_mailbox
 
 
 @pytest.fixture(scope="module")
 def demo_user(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
     """A user with the demo mailbox imported."""
-    import secrets
-
-    from shared.core.clients import get_redis
-    from shared.identity.users import create_user
-
-    user = create_user(
-        get_redis(settings), settings, f"demo-{secrets.token_hex(4)}@example.com", "demo-pass-123"
-    )
-    path = Path(tmp_path_factory.mktemp("demo")) / "demo.mbox"
-    write_mbox(path, owner_address=user.email, today=date.today(), count=2000)
-    import_mbox(get_elasticsearch(settings), settings, user.id, path, refresh=True)
-    return user
+    folder = Path(tmp_path_factory.mktemp("demo"))
+    return user_with_mailbox(settings, folder, name="demo", count=2000, password="demo-pass-123")
 
 
 def ask(client, settings, user, **body):  # type: ignore[no-untyped-def]
@@ -148,3 +135,25 @@ def test_oversized_body_is_a_413(client, settings, make_user) -> None:
     )
     assert response.status_code == 413
     assert response.get_json()["error"]["code"]
+
+
+def test_repeating_a_client_message_id_returns_the_first_answer(
+    client, settings, demo_user, celery_worker
+) -> None:
+    """Issue 10 item 14: without ``conversation_id`` a repeat asked again, in a new conversation."""
+    import secrets
+
+    cmid = "m_" + secrets.token_hex(6)
+    first = ask(client, settings, demo_user, q="interviews", client_message_id=cmid)
+    again = ask(client, settings, demo_user, q="interviews", client_message_id=cmid)
+    assert first.status_code == again.status_code == 200
+    assert again.get_json() == first.get_json()
+    listed = client.get("/api/conversations", headers=auth_header(settings, demo_user)).get_json()
+    ids = [c["id"] for c in listed["conversations"]]
+    assert ids.count(first.get_json()["conversation_id"]) == 1
+    events = client.get(
+        f"/api/conversations/{first.get_json()['conversation_id']}/events",
+        headers=auth_header(settings, demo_user),
+    ).get_json()["events"]
+    assert [e["type"] for e in events].count("question") == 1
+    assert [e["type"] for e in events].count("done") == 1
