@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -40,7 +42,8 @@ def make_message(subject: str, message_id: str, body: str = "hello") -> bytes:
     msg["To"] = "me@example.com"
     msg["Subject"] = subject
     msg["Message-ID"] = f"<{message_id}>"
-    msg["Date"] = "Mon, 02 Nov 2026 10:00:00 +0000"
+    # Recent, whenever the tests run: mail older than the retention would not be kept.
+    msg["Date"] = format_datetime(datetime.now(UTC) - timedelta(days=1))
     msg.set_content(body)
     return msg.as_bytes()
 
