@@ -166,3 +166,82 @@ def test_the_sync_refuses_a_private_host_when_it_connects(settings, make_user) -
         run(settings, account.id)
     stored = accounts.get_account(get_redis(settings), settings, account.id)
     assert stored is not None and "private" in (stored.last_error or "")
+
+
+def _self_signed(tmp_path, name: str):  # type: ignore[no-untyped-def]
+    """A certificate for ``name`` (and its key), written as PEM files; returns their paths."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_tls_to_the_pinned_address_still_verifies_the_host_name(tmp_path) -> None:
+    """The socket goes to the checked address; SNI and the certificate check use the name."""
+    import ssl
+
+    cert, key = _self_signed(tmp_path, "imap.mailchat.test")
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    server_context.sni_callback = lambda _sock, name, _ctx: names.append(name)  # type: ignore[assignment,misc,return-value]
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    port = int(listener.getsockname()[1])
+
+    def serve() -> None:
+        for _ in range(2):
+            try:
+                conn, _ = listener.accept()
+                with server_context.wrap_socket(conn, server_side=True) as tls:
+                    tls.sendall(b"* OK ready\r\n")
+                    tag = tls.recv(200).split(b" ", 1)[0]  # "<tag> CAPABILITY"
+                    tls.sendall(b"* CAPABILITY IMAP4rev1\r\n" + tag + b" OK done\r\n")
+                    tls.recv(200)
+            except (OSError, ssl.SSLError):
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    trusting = ssl.create_default_context(cafile=str(cert))
+    try:
+        client = PinnedIMAPClient(
+            "imap.mailchat.test", "127.0.0.1", port=port, ssl=True, ssl_context=trusting, timeout=5
+        )
+        client.shutdown()
+        assert names[0] == "imap.mailchat.test", "SNI names the host, not the address"
+        with pytest.raises(ssl.SSLCertVerificationError):
+            PinnedIMAPClient(
+                "other.mailchat.test", "127.0.0.1", port=port, ssl=True, ssl_context=trusting
+            )
+    finally:
+        listener.close()
+        thread.join(5)
