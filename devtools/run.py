@@ -67,6 +67,8 @@ def prepare_demo(settings: Settings) -> str:
         owner_address=settings.demo_email,
         today=datetime.now(UTC).date(),
         count=settings.demo_message_count,
+        # The whole demo is kept: it spans the retention (mail older than that is not kept).
+        days=min(120, settings.retention_days - 1) if settings.retention_days > 1 else 120,
     )
     stats = import_mbox(es, settings, user.id, mbox_path, refresh=True)
     r.set(flag, datetime.now(UTC).isoformat())
