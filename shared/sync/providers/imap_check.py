@@ -21,6 +21,7 @@ from imapclient.exceptions import IMAPClientError
 from shared.core.settings import Settings
 from shared.sync.providers import imap
 from shared.sync.providers.base import NeedsReauth, ProviderError
+from shared.sync.providers.imap_net import HostNotAllowed
 
 MAX_FOLDERS_SHOWN = 200
 
@@ -63,7 +64,7 @@ def classify(exc: BaseException, config: imap.ImapConfig) -> ConnectionCheck:
             "password",
         )
     chain = _causes(exc)
-    if type(exc).__name__ == "HostNotAllowed":
+    if isinstance(exc, HostNotAllowed):
         return ConnectionCheck(False, "host_not_allowed", str(exc), "host")
     if any(isinstance(e, socket.gaierror) for e in chain):
         return ConnectionCheck(
@@ -104,7 +105,12 @@ def check_connection(
 ) -> ConnectionCheck:
     """Log in, list the folders, log out; every failure becomes a ``ConnectionCheck``."""
     try:
-        client = imap.connect(config, secret, settings.imap_test_timeout_seconds)
+        client = imap.connect(
+            config,
+            secret,
+            settings.imap_test_timeout_seconds,
+            allow_private=settings.imap_allow_private_hosts,
+        )
     except (ProviderError, OSError, IMAPClientError) as exc:
         return classify(exc, config)
     try:
