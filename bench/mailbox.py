@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,7 +72,10 @@ def tree_rss_bytes(root_pid: int) -> int:
 
 def _request(method: str, url: str, body: bytes | None, headers: dict[str, str]) -> Any:
     request = urllib.request.Request(url, data=body, method=method, headers=headers)
-    return urllib.request.urlopen(request, timeout=300)
+    try:
+        return urllib.request.urlopen(request, timeout=300)
+    except urllib.error.HTTPError as error:
+        raise RuntimeError(f"{method} {url}: {error.code} {error.read()[:300]!r}") from error
 
 
 def search_seconds(settings: Settings, user_id: str) -> float:

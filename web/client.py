@@ -79,9 +79,7 @@ def client_config() -> Any:
                 "registration_enabled": settings.registration_enabled,
                 "upload_chunk_bytes": settings.upload_chunk_max_bytes,
                 "upload_max_bytes": settings.upload_max_bytes,
-                "gmail_enabled": bool(
-                    settings.gmail_client_id and settings.gmail_client_secret
-                ),
+                "gmail_enabled": bool(settings.gmail_client_id and settings.gmail_client_secret),
             }
         )
     )

@@ -4,7 +4,7 @@ A Takeout mbox is often several GB and a browser's connection drops; so an
 upload is created with its full length first (quota and free disk are checked
 then, before a byte is sent), and its bytes arrive in any number of appends,
 each starting at the offset the server has. The offset is the size of the
-file on disk (``DATA_DIR/uploads/<id>.part``), not a counter kept elsewhere,
+file on disk (``DATA_DIR/uploads/<id>.upload``), not a counter kept elsewhere,
 so it cannot disagree with the bytes actually kept: a connection cut mid-append
 keeps what arrived and the client resumes from there. Bytes are copied in
 small chunks, never held whole.
@@ -73,7 +73,7 @@ class Upload:
     account_id: str | None = None
 
     def path(self, settings: Settings) -> Path:
-        return upload_dir(settings) / f"{self.id}.part"
+        return upload_dir(settings) / f"{self.id}.upload"
 
     def offset(self, settings: Settings) -> int:
         """Bytes kept so far: the size of the file (the length once it became an account)."""

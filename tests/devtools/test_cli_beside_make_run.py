@@ -56,7 +56,7 @@ def test_the_cli_finds_make_runs_servers_with_nothing_exported(tmp_path: Path) -
         assert f"using Redis {recorded['redis_url']}" in created.stderr
 
         mbox = tmp_path / "mine.mbox"
-        write_mbox(mbox, owner_address="me@example.com", today=date.today(), count=150)
+        write_mbox(mbox, owner_address="me@example.com", today=date.today(), count=150, days=60)
         imported = cli(data_dir, "mail", "import-mbox", str(mbox), "--user", "me@example.com")
         assert imported.returncode == 0, imported.stderr
         stats = json.loads(imported.stdout.strip().splitlines()[-1])

@@ -25,7 +25,7 @@ def test_progress_is_throttled_and_carries_a_rate(settings, make_user, tmp_path)
     batched = dataclasses.replace(settings, import_batch_size=20)
     user, _ = make_user("progress")
     path = tmp_path / "progress.mbox"
-    write_mbox(path, owner_address=user.email, today=date.today(), count=600)
+    write_mbox(path, owner_address=user.email, today=date.today(), count=600, days=60)
     total = len(list(iter_mbox(path)))
     r, es = get_redis(batched), get_elasticsearch(batched)
     account = accounts.create_account(
@@ -60,12 +60,13 @@ def test_a_truncated_malformed_mbox_imports_what_it_can_and_says_so(
     user, _ = make_user("truncated")
     malformed = (CORPUS_DIR / "malformed" / "000.eml").read_bytes()
     good = tmp_path / "good.mbox"
-    write_mbox(good, owner_address=user.email, today=date.today(), count=5)
+    write_mbox(good, owner_address=user.email, today=date.today(), count=5, days=60)
     bad = tmp_path / "bad.mbox"
     write_raw_mbox(bad, [malformed])
     whole = good.read_bytes() + bad.read_bytes()
     path = tmp_path / "cut.mbox"
-    cut = b"From x@y Mon Jan  1 00:00:00 2024\nSubject: cut off\nContent-Type: multipart/mixed; bo"
+    envelope = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime()).encode()
+    cut = b"From x@y " + envelope + b"\nSubject: cut off\nContent-Type: multipart/mixed; bo"
     path.write_bytes(whole + cut)  # the last message stops mid-header: a truncated download
     r, es = get_redis(settings), get_elasticsearch(settings)
     account = accounts.create_account(

@@ -334,7 +334,14 @@ def test_imap() -> Any:
     from shared.sync.providers.imap_check import check_connection
 
     body = json_body()
-    config = _imap_config(body)
+    try:
+        config = _imap_config(body)
+    except ApiError as exc:
+        if exc.code != "host_not_allowed":  # a malformed form stays a 400
+            raise
+        # No such host, or a blocked address: the same kind of answer as a refused login.
+        code = "no_such_host" if "does not resolve" in exc.message else exc.code
+        return jsonify({"ok": False, "code": code, "message": exc.message, "field": "host"})
     secret = {"password": required_string(body, "password", 1024)}
     check = check_connection(services().settings, config, secret)
     log.info("IMAP test connection: %s", check.code)

@@ -43,7 +43,8 @@ from shared.sync.providers.base import (
 )
 from shared.sync.providers.imap_net import TLS_MODES as TLS_MODES  # re-exported
 from shared.sync.providers.imap_net import ImapConfig as ImapConfig
-from shared.sync.providers.imap_net import close_quietly, connect, describe_failure
+from shared.sync.providers.imap_net import close_quietly, describe_failure
+from shared.sync.providers.imap_net import connect as connect  # re-exported: the one login path
 
 log = logging.getLogger(__name__)
 

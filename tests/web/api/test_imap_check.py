@@ -70,6 +70,13 @@ def test_a_private_address_is_refused_when_not_allowed(client, settings, make_us
         json={"host": "127.0.0.1", "port": 993, "username": "u", "password": "p", "tls": True},
         headers=auth_header(settings, user),
     )
-    assert response.status_code == 400
-    error = response.get_json()["error"]
-    assert error["code"] == "host_not_allowed" and error["field"] == "host"
+    assert response.status_code == 200
+    answer = response.get_json()
+    assert answer["ok"] is False and answer["code"] == "host_not_allowed"
+    assert answer["field"] == "host" and "loopback" in answer["message"]
+    malformed = client.post(
+        "/api/accounts/imap/test",
+        json={"host": "imap.example.com", "port": 0, "username": "u", "password": "p"},
+        headers=auth_header(settings, user),
+    )
+    assert malformed.status_code == 400 and malformed.get_json()["error"]["field"] == "port"

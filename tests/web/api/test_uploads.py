@@ -41,7 +41,7 @@ def upload_app(settings):  # type: ignore[no-untyped-def]
 
 def mbox_file(tmp_path: Path, owner: str, count: int) -> Path:
     path = tmp_path / f"{secrets.token_hex(3)}.mbox"
-    write_mbox(path, owner_address=owner, today=date.today(), count=count)
+    write_mbox(path, owner_address=owner, today=date.today(), count=count, days=60)
     return path
 
 
@@ -113,7 +113,7 @@ def test_a_chunked_upload_is_imported_once_however_often_it_is_sent(
     assert [a["id"] for a in listed] == [account_id]
     time.sleep(1)
     assert owner_count(settings, user.id) == expected, "nothing doubled"
-    assert not (upload_dir(settings) / f"{second.rsplit('/', 1)[1]}.part").exists()
+    assert not (upload_dir(settings) / f"{second.rsplit('/', 1)[1]}.upload").exists()
 
 
 def test_what_is_not_an_mbox_is_refused_after_its_first_bytes(
@@ -129,7 +129,7 @@ def test_what_is_not_an_mbox_is_refused_after_its_first_bytes(
     assert response.status_code == 400
     error = response.get_json()["error"]
     assert error["code"] == "not_mbox" and "ZIP" in error["message"] and error["field"] == "file"
-    assert not (upload_dir(settings) / f"{upload_id}.part").exists(), "nothing is kept"
+    assert not (upload_dir(settings) / f"{upload_id}.upload").exists(), "nothing is kept"
     assert client.head(location, headers={**headers, **TUS}).status_code == 404
     assert accounts.list_accounts(get_redis(settings), settings, user.id) == []
 
@@ -188,9 +188,9 @@ def test_delete_my_data_removes_unfinished_uploads(upload_app, settings, make_us
     location = create(client, headers, 500_000).headers["Location"]
     upload_id = location.rsplit("/", 1)[1]
     patch(client, headers, location, 0, b"From a@b Mon Jan  1 00:00:00 2024\n" + b"x" * 5000)
-    assert (upload_dir(settings) / f"{upload_id}.part").exists()
+    assert (upload_dir(settings) / f"{upload_id}.upload").exists()
     assert client.delete("/api/me/data", headers=headers).status_code == 200
-    assert not (upload_dir(settings) / f"{upload_id}.part").exists()
+    assert not (upload_dir(settings) / f"{upload_id}.upload").exists()
     r = get_redis(settings)
     keys = RedisKeys(settings.key_prefix)
     left = set(r.scan_iter(match=f"{keys.prefix}*{user.id}*")) - {keys.user(user.id)}
