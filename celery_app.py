@@ -20,6 +20,7 @@ from shared.sync.schedule import beat_schedule as mail_beat_schedule
 trace.LOG_SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"
 
 TASK_MODULES = ["workers.assistant", "workers.mail", "workers.delivery", "workers.index"]
+TASK_MODULES.append("workers.telemetry")  # Celery metrics from signals (issue 13)
 
 
 def worker_command(*, concurrency: int, loglevel: str = "INFO", hostname: str = "") -> list[str]:

@@ -64,6 +64,14 @@ class RedisKeys:
         """Sorted set: live web processes, scored by their last heartbeat (unix seconds)."""
         return f"{self.prefix}web-instances"
 
+    def readyz_probe(self, instance: str) -> str:
+        """String written and read back by one instance's /readyz (expires in seconds)."""
+        return f"{self.prefix}readyz:{instance}"
+
+    def readyz_channel(self, instance: str) -> str:
+        """Pub/sub channel of one instance's /readyz round trip."""
+        return f"{self.prefix}readyz:{instance}"
+
     def doorbell_channel(self) -> str:
         """Pub/sub channel: messages are stream keys that just got an entry."""
         return f"{self.prefix}doorbell"

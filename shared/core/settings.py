@@ -233,6 +233,27 @@ class Settings:
         metadata={"doc": "A task unacknowledged this long (its worker died) is delivered again"},
     )
     key_prefix: str = field(default="mailchat:", metadata={"doc": "Prefix of every Redis key"})
+    # Operability (issue 13).
+    worker_metrics_port: int = field(
+        default=0,
+        metadata={
+            "doc": "Port of the Celery worker's own /metrics (its own PROMETHEUS_MULTIPROC_DIR, "
+            "wiped at start); 0 = none: the worker shares the web's directory (make run)"
+        },
+    )
+    worker_metrics_host: str = field(
+        default="127.0.0.1", metadata={"doc": "Address the worker's /metrics binds"}
+    )
+    readyz_cache_seconds: float = field(
+        default=3.0, metadata={"doc": "How long /readyz reuses its last result per process"}
+    )
+    readyz_startup_grace_seconds: float = field(
+        default=20.0,
+        metadata={
+            "doc": "After start, failing /readyz checks answer 503 'starting' without "
+            "warnings or failing the readyz_check_up metric"
+        },
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
