@@ -17,6 +17,7 @@ PACKAGES = {
     "promtool": "prometheus",
     "prometheus": "prometheus",
     "amtool": "prometheus-alertmanager",
+    "prometheus-alertmanager": "prometheus-alertmanager",
     "nginx": "nginx",
 }
 
