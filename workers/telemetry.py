@@ -5,8 +5,8 @@ and the counters are written in the pool process that ran the task, so with
 prometheus_client's multiprocess mode a task is counted exactly once however
 many prefork children there are. The worker's main process serves them on
 ``MAILCHAT_WORKER_METRICS_PORT`` when the worker runs on its own host (its
-``PROMETHEUS_MULTIPROC_DIR`` is then its own and is wiped at start, the
-documented way); with port 0 the worker writes into the web's directory and
+``PROMETHEUS_MULTIPROC_DIR`` is then its own: the files of earlier runs are
+removed at start, the documented way); with port 0 the worker writes into the web's directory and
 the web's /metrics shows its counters (``make run``).
 
 Labels are bounded: ``task`` is a registered task name or "other", ``state``
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -55,9 +54,14 @@ def _serve_metrics(**_: Any) -> None:
             "the pool processes' metrics would be invisible; not serving /metrics"
         )
         return
-    path = Path(directory)
-    shutil.rmtree(path, ignore_errors=True)  # counters of a previous run must not add up
-    path.mkdir(parents=True, exist_ok=True)
+    # Counters of a previous run must not add up with this one's. This process opened its
+    # own files when the metrics were defined (at import, before this signal), so remove
+    # every other process's files rather than the whole directory (deploy's entrypoint
+    # wipes it before the process even starts).
+    me = f"_{os.getpid()}"
+    for stale in Path(directory).glob("*.db"):
+        if not stale.stem.endswith(me):
+            stale.unlink(missing_ok=True)
     from prometheus_client import CollectorRegistry, start_http_server
     from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -69,6 +73,20 @@ def _serve_metrics(**_: Any) -> None:
         settings.worker_metrics_host,
         settings.worker_metrics_port,
     )
+
+
+@signals.worker_process_init.connect
+def _initialise_series(**_: Any) -> None:
+    """Create every task's series at 0 in each pool process, so rates and alerts see
+    "nothing happened" as 0 rather than as a missing series."""
+    from celery import current_app
+
+    for name in current_app.tasks:
+        if name.startswith("celery."):
+            continue
+        metrics.CELERY_TASK_RETRIES.labels(task=name)
+        for state in ("succeeded", "failed", "retried"):
+            metrics.CELERY_TASKS.labels(task=name, state=state)
 
 
 @signals.task_prerun.connect
