@@ -56,7 +56,7 @@ class _MailchatMetrics(PrometheusMetrics):  # type: ignore[misc]
     """The exporter, with the Redis backlog added to each scrape."""
 
     def generate_metrics(self, accept_header: Any = None, names: Any = None) -> tuple[str, str]:
-        registry = _scrape_registry(self.registry)
+        registry: Any = _scrape_registry(self.registry)
         if names:
             registry = registry.restricted_registry(names)
         encode, content_type = choose_encoder(accept_header)

@@ -27,8 +27,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
-from shared.core import metrics
-from shared.core.keys import RedisKeys
+from shared.core import metrics, probes
 from web.errors import error_response
 from web.extensions import Services, services
 from web.realtime.shutdown import shutting_down
@@ -65,47 +64,15 @@ def healthz() -> Any:
 
 
 def _check_redis(svc: Services, instance: str) -> str:
-    key = RedisKeys(svc.settings.key_prefix).readyz_probe(instance)
-    token = secrets.token_hex(8)
-    svc.redis.set(key, token, ex=10)
-    read = svc.redis.get(key)
-    value = read.decode() if isinstance(read, bytes) else read
-    return "ok" if value == token else "read back a different value"
+    return probes.redis_round_trip(svc.redis, svc.settings, instance)
 
 
 def _check_pubsub(svc: Services, instance: str) -> str:
-    channel = RedisKeys(svc.settings.key_prefix).readyz_channel(instance)
-    token = secrets.token_hex(8)
-    pubsub = svc.redis.pubsub(ignore_subscribe_messages=True)
-    try:
-        pubsub.subscribe(channel)
-        svc.redis.publish(channel, token)
-        deadline = time.monotonic() + CHECK_TIMEOUTS["pubsub"]
-        while time.monotonic() < deadline:
-            message = pubsub.get_message(timeout=max(0.01, deadline - time.monotonic()))
-            if message is None:
-                continue
-            data = message.get("data")
-            if (data.decode() if isinstance(data, bytes) else data) == token:
-                return "ok"
-        return "message not received"
-    finally:
-        pubsub.close()
+    return probes.pubsub_round_trip(svc.redis, svc.settings, instance, CHECK_TIMEOUTS["pubsub"])
 
 
 def _check_elasticsearch(svc: Services, instance: str) -> str:
-    es = svc.elasticsearch.options(request_timeout=CHECK_TIMEOUTS["elasticsearch"])
-    alias = svc.settings.index_alias
-    if not es.indices.exists_alias(name=alias):
-        return "write alias missing"
-    indices = dict(es.indices.get_alias(name=alias))
-    flags = [
-        body.get("aliases", {}).get(alias, {}).get("is_write_index") for body in indices.values()
-    ]
-    # Elasticsearch writes to the only index of an alias without the flag, else to the flagged one.
-    if True in flags or (len(flags) == 1 and flags[0] is None):
-        return "ok"
-    return "write alias has no write index"
+    return probes.write_alias(svc.elasticsearch, svc.settings, CHECK_TIMEOUTS["elasticsearch"])
 
 
 def _check_celery(svc: Services, instance: str) -> str:
