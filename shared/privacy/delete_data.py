@@ -46,6 +46,7 @@ import redis
 from elasticsearch import Elasticsearch
 
 from shared.core.keys import RedisKeys
+from shared.core.logs import user_hash
 from shared.core.settings import Settings
 from shared.identity.users import revoke_tokens
 from shared.sync.documents import delete_user_accounts
@@ -114,6 +115,7 @@ def delete_user_data(
     report.redis_keys += _delete_matching(
         r, f"{glob_escape(keys.prefix)}rate:*:{glob_escape(user_id)}:*"
     )
+    report.redis_keys += _delete_matching(r, glob_escape(keys.client_messages_of(user_id)) + "*")
     if delete_user:
         email = r.hget(keys.user(user_id), "email")
         doomed = [keys.user(user_id)] + ([keys.user_by_email(str(email))] if email else [])
@@ -122,7 +124,7 @@ def delete_user_data(
         report.tokens_revoked = True
     else:
         report.tokens_revoked = revoke_tokens(r, settings, user_id) > 0
-    log.info("deleted the data of %s: %s", user_id, report.as_dict())
+    log.info("deleted the data of %s: %s", user_hash(user_id), report.as_dict())
     return report
 
 
