@@ -98,8 +98,17 @@ def _queue_list(value: str | Iterable[str] | None) -> list[str] | None:
     return [q.strip() for q in value if q.strip()] or None
 
 
-def worker_command(*, concurrency: int, loglevel: str = "INFO", hostname: str = "") -> list[str]:
-    """The command that runs a worker on every queue (bench and tests; the Procfile says the same)."""
+def worker_command(
+    *,
+    concurrency: int,
+    loglevel: str = "INFO",
+    hostname: str = "",
+    queues: Iterable[str] = ALL_QUEUES,
+) -> list[str]:
+    """The command that runs a worker, on every queue unless told (bench and tests).
+
+    ``make run`` runs two (devtools/supervisor.py): one on the search queue, one on the rest.
+    """
     import sys
 
     command = [
@@ -110,7 +119,7 @@ def worker_command(*, concurrency: int, loglevel: str = "INFO", hostname: str = 
         "celery_app",
         "worker",
         f"--loglevel={loglevel}",
-        f"--queues={','.join(ALL_QUEUES)}",
+        f"--queues={','.join(queues)}",
         f"--concurrency={concurrency}",
     ]
     return command + ([f"--hostname={hostname}"] if hostname else [])
