@@ -128,8 +128,11 @@ def _environment(variables: dict[str, str]) -> str:
     return ",".join(pairs)
 
 
-def render_config(settings: Settings) -> str:
-    """The supervisord configuration for ``make run`` (no secrets: those are in the environment)."""
+def render_config(settings: Settings, supervised: list[Program] | None = None) -> str:
+    """The supervisord configuration for ``make run`` (no secrets: those are in the environment).
+
+    ``supervised`` replaces :func:`programs` (tests supervise programs of their own).
+    """
     data = settings.data_path
     sock = socket_path(settings)
     lines = [
@@ -156,7 +159,7 @@ def render_config(settings: Settings) -> str:
         "[supervisorctl]",
         f"serverurl=unix://{_value(str(sock))}",
     ]
-    supervised = programs(settings)
+    supervised = programs(settings) if supervised is None else supervised
     # One group, so Ctrl-C stops every program at once (supervisord stops groups one by one).
     lines += ["", f"[group:{GROUP}]", f"programs={','.join(p.name for p in supervised)}"]
     for program in supervised:
