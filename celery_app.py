@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery, signals
 from celery.app import trace
 
+import workers.task_logs  # noqa: F401  (Celery processes log in Mailchat's format)
 from shared.core.keys import SHORT_LEASE_BROKER_KEYS
 from shared.core.settings import Settings, get_settings
 from shared.core.task_names import (
