@@ -6,6 +6,18 @@ several installations (and tests can isolate themselves by prefix).
 
 from __future__ import annotations
 
+# Kombu's Redis transport keeps the messages a worker has taken but not yet acknowledged in
+# "unacked" (hash), "unacked_index" (sorted set, by delivery time) and "unacked_mutex", shared
+# by every consumer of the Redis db and unprefixed, like the queues themselves. Each consumer
+# puts back what has been there longer than *its* visibility timeout. Workers on the short
+# queues keep theirs under these names instead, so their short timeout can never put back a
+# sync task another worker is an hour into (celery_app.broker_transport_options).
+SHORT_LEASE_BROKER_KEYS = {
+    "unacked_key": "unacked-short",
+    "unacked_index_key": "unacked-short_index",
+    "unacked_mutex_key": "unacked-short_mutex",
+}
+
 
 class RedisKeys:
     """Builds Redis key names from a prefix."""
@@ -72,6 +84,14 @@ class RedisKeys:
     def web_instances(self) -> str:
         """Sorted set: live web processes, scored by their last heartbeat (unix seconds)."""
         return f"{self.prefix}web-instances"
+
+    def readyz_probe(self, instance: str) -> str:
+        """String written and read back by one instance's /readyz (expires in seconds)."""
+        return f"{self.prefix}readyz:{instance}"
+
+    def readyz_channel(self, instance: str) -> str:
+        """Pub/sub channel of one instance's /readyz round trip."""
+        return f"{self.prefix}readyz:{instance}"
 
     def doorbell_channel(self) -> str:
         """Pub/sub channel: messages are stream keys that just got an entry."""

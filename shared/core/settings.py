@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from shared.core.keyfiles import read_or_create
 
 ENV_PREFIX = "MAILCHAT_"
 
@@ -38,14 +41,20 @@ def parse_bool(name: str, value: str) -> bool:
 
 @dataclass(frozen=True)
 class Settings:
-    """Mailchat's configuration. Field name ``foo_bar`` is read from ``MAILCHAT_FOO_BAR``."""
+    """Mailchat's configuration. Field name ``foo_bar`` is read from ``MAILCHAT_FOO_BAR``.
+
+    Fields marked ``secret`` (and the credentials inside URLs) never appear in
+    ``repr``: settings get logged and printed in tracebacks, secrets must not.
+    A new secret field must carry ``"secret": True`` (a test checks the names).
+    """
 
     # Servers. Empty URL = start a local server (make run / tests) and fill it in.
     redis_url: str = field(
-        default="", metadata={"doc": "Redis URL; empty starts a local redis-server"}
+        default="", metadata={"doc": "Redis URL; empty starts a local redis-server", "url": True}
     )
     elasticsearch_url: str = field(
-        default="", metadata={"doc": "Elasticsearch URL; empty starts a local noida-db"}
+        default="",
+        metadata={"doc": "Elasticsearch URL; empty starts a local noida-db", "url": True},
     )
     redis_port: int = field(
         default=0, metadata={"doc": "Port for the local redis-server (0 = free port)"}
@@ -57,6 +66,14 @@ class Settings:
     web_port: int = field(default=8000, metadata={"doc": "Port gunicorn binds"})
     web_workers: int = field(default=2, metadata={"doc": "gunicorn worker processes"})
     flower_port: int = field(default=5555, metadata={"doc": "Port Flower binds"})
+    flower_basic_auth: str = field(
+        default="",
+        metadata={
+            "doc": "Flower's login as user:password (no commas); empty = make run generates "
+            "one into DATA_DIR/flower_basic_auth and prints it",
+            "secret": True,
+        },
+    )
     worker_concurrency: int = field(default=2, metadata={"doc": "Celery worker processes"})
     data_dir: str = field(
         default=".data", metadata={"doc": "Local state: Redis AOF, noida-db data, keys"}
@@ -72,11 +89,15 @@ class Settings:
     # Secrets and accounts.
     secret_key: str = field(
         default="",
-        metadata={"doc": "Signs access tokens; empty = generated once into DATA_DIR/secret_key"},
+        metadata={
+            "doc": "Signs access tokens; empty = generated once into DATA_DIR/secret_key",
+            "secret": True,
+        },
     )
     demo_email: str = field(default="demo@example.com", metadata={"doc": "Demo account login"})
     demo_password: str = field(
-        default="mailchat-demo", metadata={"doc": "Demo account password (printed by make run)"}
+        default="mailchat-demo",
+        metadata={"doc": "Demo account password (printed by make run)", "secret": True},
     )
     demo_message_count: int = field(default=2000, metadata={"doc": "Messages in the demo mailbox"})
     access_token_ttl_seconds: int = field(default=900, metadata={"doc": "Access token lifetime"})
@@ -181,7 +202,8 @@ class Settings:
         default="",
         metadata={
             "doc": "Fernet key(s) encrypting mailbox credentials, comma-separated, newest "
-            "first; empty = generated once into DATA_DIR/credentials_key"
+            "first; empty = generated once into DATA_DIR/credentials_key",
+            "secret": True,
         },
     )
     sync_interval_minutes: int = field(
@@ -198,7 +220,9 @@ class Settings:
     gmail_client_id: str = field(
         default="", metadata={"doc": "Google OAuth client id (web application); empty = no Gmail"}
     )
-    gmail_client_secret: str = field(default="", metadata={"doc": "Google OAuth client secret"})
+    gmail_client_secret: str = field(
+        default="", metadata={"doc": "Google OAuth client secret", "secret": True}
+    )
     gmail_redirect_uri: str = field(
         default="",
         metadata={"doc": "OAuth redirect URI; empty = this server's /api/accounts/gmail/callback"},
@@ -218,7 +242,8 @@ class Settings:
         metadata={"doc": "Pub/Sub topic for Gmail watch (projects/P/topics/T); empty = no push"},
     )
     gmail_push_token: str = field(
-        default="", metadata={"doc": "Secret the Pub/Sub push URL carries as ?token="}
+        default="",
+        metadata={"doc": "Secret the Pub/Sub push URL carries as ?token=", "secret": True},
     )
     imap_timeout_seconds: float = field(
         default=60.0, metadata={"doc": "Socket timeout of IMAP connections"}
@@ -279,7 +304,36 @@ class Settings:
         default=3600,
         metadata={"doc": "A task unacknowledged this long (its worker died) is delivered again"},
     )
+    search_visibility_timeout_seconds: int = field(
+        default=60,
+        metadata={
+            "doc": "The same for a worker consuming only the search queue (make run's "
+            "search worker): an answer interrupted by a dead worker is redelivered this soon; "
+            "must exceed the answer task's hard time limit (30 s)"
+        },
+    )
     key_prefix: str = field(default="mailchat:", metadata={"doc": "Prefix of every Redis key"})
+    # Operability (issue 13).
+    worker_metrics_port: int = field(
+        default=0,
+        metadata={
+            "doc": "Port of the Celery worker's own /metrics (its own PROMETHEUS_MULTIPROC_DIR, "
+            "wiped at start); 0 = none: the worker shares the web's directory (make run)"
+        },
+    )
+    worker_metrics_host: str = field(
+        default="127.0.0.1", metadata={"doc": "Address the worker's /metrics binds"}
+    )
+    readyz_cache_seconds: float = field(
+        default=3.0, metadata={"doc": "How long /readyz reuses its last result per process"}
+    )
+    readyz_startup_grace_seconds: float = field(
+        default=20.0,
+        metadata={
+            "doc": "After start, failing /readyz checks answer 503 'starting' without "
+            "warnings or failing the readyz_check_up metric"
+        },
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -330,17 +384,29 @@ class Settings:
         """
         if self.secret_key:
             return self
-        path = self.data_path / "secret_key"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            key = path.read_text().strip()
-        else:
-            key = secrets.token_urlsafe(48)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(key)
+        key = read_or_create(self.data_path / "secret_key", lambda: secrets.token_urlsafe(48))
         return dataclasses.replace(self, secret_key=key)
+
+    def __repr__(self) -> str:
+        """Every setting, with secrets and URL credentials redacted."""
+        shown = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") and value:
+                value = "<redacted>"
+            elif f.metadata.get("url"):
+                value = redact_url(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+
+def redact_url(url: str) -> str:
+    """``url`` without the user name and password it may carry (``https://<redacted>@host``)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"<redacted>@{host}"))
 
 
 def settings_table() -> list[tuple[str, str, str]]:
