@@ -253,6 +253,8 @@ def append(
                 f"This request sends {declared:,} bytes; only {room:,} remain of the upload.",
                 "Content-Length",
             )
+        if declared is not None:  # never read past the body: a bounded stream raises there
+            room = declared
         failure: BaseException | None = None
         with open(path, "ab") as handle:
             try:

@@ -305,3 +305,31 @@ def test_a_multipart_upload_over_150_kb_works_on_gunicorn(settings, make_user, t
         assert status == 202, payload[:300]
     finally:
         web.stop()
+
+
+@pytest.mark.timeout(60)
+def test_a_patch_of_exactly_the_chunk_limit_is_taken_whole_on_gunicorn(
+    settings, make_user, tmp_path
+) -> None:
+    """A body as large as MAILCHAT_UPLOAD_CHUNK_MAX_BYTES used to end in "interrupted":
+    reading one byte past it hit the request stream's limit."""
+    import urllib.request
+
+    user, _ = make_user("tus-exact")
+    headers = {**auth_header(settings, user), **TUS}
+    limit = 256 * 1024
+    content = mbox_file(tmp_path, user.email, 400).read_bytes()
+    assert len(content) > 2 * limit
+    web = start_web(tmp_path, {"MAILCHAT_UPLOAD_CHUNK_MAX_BYTES": str(limit)})
+    try:
+        status, got, _ = http(
+            "POST",
+            f"{web.base}/api/uploads",
+            headers={**headers, "Upload-Length": str(len(content))},
+        )
+        assert status == 201
+        request = _patch_request(f"{web.base}{got['Location']}", headers, 0, content[:limit])
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 204 and int(answer.headers["Upload-Offset"]) == limit
+    finally:
+        web.stop()
