@@ -29,7 +29,7 @@ from shared.identity.users import find_user  # noqa: E402
 from tests.index.test_writer import write_raw_mbox  # noqa: E402
 from tests.live import WebInstance, start_web  # noqa: E402
 from tests.sync.test_imap import Mailbox  # noqa: E402
-from tests.web.api.test_accounts import owner_count  # noqa: E402
+from tests.web.api.test_accounts import owner_count, wait_for  # noqa: E402
 
 PHONE = {"width": 375, "height": 812}
 BIG_MBOX_MESSAGES = 20_000
@@ -175,7 +175,8 @@ def test_sign_up_upload_a_20k_takeout_watch_it_import_and_ask(
         page.click("#open-mailbox")
         remove(page, "All mail")
         user = find_user(get_redis(settings), settings, email)
-        assert user is not None and owner_count(settings, user.id) == 0, "its mail is gone"
+        assert user is not None
+        wait_for(lambda: owner_count(settings, user.id) == 0, "its mail gone")  # 20k deletes
         assert not errors, errors
     finally:
         context.close()
@@ -220,7 +221,8 @@ def test_imap_through_the_form_wrong_password_first_then_sync_answer_and_remove(
         page.click("#open-mailbox")
         remove(page, box.username)
         user = find_user(get_redis(settings), settings, email)
-        assert user is not None and owner_count(settings, user.id) == 0
+        assert user is not None
+        wait_for(lambda: owner_count(settings, user.id) == 0, "its mail gone")
         assert page.locator(".account-item").count() == 0
     finally:
         context.close()

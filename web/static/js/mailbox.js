@@ -143,7 +143,8 @@ export class MailboxModel {
   }
 
   async remove(id) {
-    await this.api.request("DELETE", `/api/accounts/${encodeURIComponent(id)}`, { retries: 2 });
+    // Deleting tens of thousands of documents takes a while; a retry meanwhile answers 202.
+    await this.api.request("DELETE", `/api/accounts/${encodeURIComponent(id)}`, { retries: 2, timeoutMs: 120_000 });
     this.accounts.delete(id);
     this.onChange();
   }
