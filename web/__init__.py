@@ -20,7 +20,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    from web import cli, client, errors, extensions, metrics
+    from web import cli, client, errors, extensions, metrics, ratelimits
     from web.api import accounts, auth, chat, conversations, emails, health, me
     from web.api import mail as mail_upload
     from web.realtime import sse, ws
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     extensions.init_services(app, settings)
     errors.register_error_handlers(app)
     auth.init_auth(app)
+    ratelimits.init_rate_limits(app, settings)  # after the bearer check: keys on g.user
     app.register_blueprint(chat.bp)
     app.register_blueprint(sse.bp)
     app.register_blueprint(conversations.bp)

@@ -163,3 +163,17 @@ def count_frame_sent(frame_type: str) -> None:
     if counter is None:
         counter = _frame_counters[label] = WS_FRAMES_SENT.labels(event=label)
     counter.inc()
+
+
+# Rate limits and sessions (issue 10). ``limit`` is one of shared.core.ratelimit.LIMIT_NAMES;
+# ``reason`` one of shared.identity.sessions.END_REASONS. Both fixed vocabularies.
+HTTP_RATE_LIMITED = Counter(
+    "http_rate_limited_total",
+    "Requests, frames and sockets refused by a rate limit (429, or 1013 on WebSockets).",
+    ["limit"],
+)
+STREAM_SESSIONS_ENDED = Counter(
+    "stream_sessions_ended_total",
+    "Open SSE streams and WebSockets closed because their token stopped being valid.",
+    ["transport", "reason"],
+)

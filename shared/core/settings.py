@@ -73,6 +73,37 @@ class Settings:
     )
     demo_message_count: int = field(default=2000, metadata={"doc": "Messages in the demo mailbox"})
     access_token_ttl_seconds: int = field(default=900, metadata={"doc": "Access token lifetime"})
+    # Sessions and login (issue 10).
+    session_max_seconds: int = field(
+        default=30 * 86400,
+        metadata={"doc": "Absolute lifetime of a login session: refreshing cannot extend it"},
+    )
+    session_recheck_seconds: float = field(
+        default=30.0,
+        metadata={"doc": "How often an open SSE stream or WebSocket re-checks its token (<= 30)"},
+    )
+    password_hash_threads: int = field(
+        default=2,
+        metadata={"doc": "Threads hashing passwords off the gevent loop (0 = on the caller)"},
+    )
+    login_free_failures_per_account: int = field(
+        default=5,
+        metadata={"doc": "Wrong passwords for one account before each try must wait"},
+    )
+    login_free_failures_per_ip: int = field(
+        default=20,
+        metadata={"doc": "Wrong passwords from one IP address before each try must wait"},
+    )
+    login_delay_base_seconds: float = field(
+        default=1.0,
+        metadata={"doc": "First wait after the free failures; it doubles with each further one"},
+    )
+    login_delay_max_seconds: float = field(
+        default=900.0, metadata={"doc": "Longest wait a failed login imposes"}
+    )
+    login_failure_memory_seconds: int = field(
+        default=3600, metadata={"doc": "How long failed logins are remembered"}
+    )
 
     # Elasticsearch names fixed by the seed documents.
     index_alias: str = field(
@@ -163,6 +194,35 @@ class Settings:
     ux_rate_limit_per_minute: int = field(
         default=20,
         metadata={"doc": "Requests per minute one person may send to each /api/ux/* endpoint"},
+    )
+    # Rate limits (issue 10), in the syntax of the `limits` package ("N per minute;M per hour").
+    login_rate_limit: str = field(
+        default="30 per minute", metadata={"doc": "Login attempts one IP address may make"}
+    )
+    auth_rate_limit: str = field(
+        default="30 per minute",
+        metadata={"doc": "Refresh, logout and password requests per IP address"},
+    )
+    ask_rate_limit: str = field(
+        default="20 per minute;300 per day",
+        metadata={"doc": "Questions one person may ask (POST, SSE and WebSocket together)"},
+    )
+    ws_frame_rate_limit: str = field(
+        default="60 per 10 seconds",
+        metadata={"doc": "Frames one WebSocket may send (beyond: an error frame, then 1013)"},
+    )
+    ws_max_sockets_per_user: int = field(
+        default=20, metadata={"doc": "Open WebSockets one person may hold (beyond: 1013)"}
+    )
+    sync_rate_limit: str = field(
+        default="10 per minute;100 per day",
+        metadata={"doc": "Syncs one person may ask for (POST /api/accounts/<id>/sync)"},
+    )
+    upload_rate_limit: str = field(
+        default="10 per hour", metadata={"doc": "Mailbox uploads one person may start"}
+    )
+    upload_bytes_per_day: int = field(
+        default=50 * 1024**3, metadata={"doc": "Upload bytes one person may send a day"}
     )
     # Mail sync (issue 5): accounts, Gmail, IMAP, uploads, schedules.
     credentials_key: str = field(

@@ -31,6 +31,7 @@ from web.extensions import Services, services
 from web.realtime.asking import ask, record_answer_metrics
 from web.realtime.relay import Waiter
 from web.realtime.shutdown import shutting_down
+from web.realtime.ws_guard import SocketGuard
 from web.validation import optional_id, required_string
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class SocketSession:
         self.ping_sent_at: float | None = None
         svc.relay.start()
         self.waiter = Waiter()
+        self.guard = SocketGuard(svc, user)  # token re-check, frame budget, socket slot
 
     # --- sending -----------------------------------------------------------------
 
@@ -153,6 +155,10 @@ class SocketSession:
                     self.advise("restart", 1000)
                     self.close(CLOSE_RESTART, "restart")
                     return
+                ended = self.guard.ended()
+                if ended is not None:
+                    self.close(CLOSE_NOT_AUTHENTICATED, f"session_{ended}", f"token {ended}")
+                    return
                 now = time.monotonic()
                 if self.ping_sent_at is None and now - self.last_pong >= settings.ws_ping_seconds:
                     self.ping_sent_at = now
@@ -177,6 +183,11 @@ class SocketSession:
             raw = self.ws.receive(timeout=1.0)
             if raw is None:
                 continue
+            refusal = self.guard.frame_refusal()
+            if refusal is not None:
+                self.send(refusal)
+                self.close(CLOSE_TRY_LATER, "rate_limited", "too many frames")
+                return
             try:
                 self.handle(raw)
             except FrameError as error:
@@ -337,7 +348,14 @@ def websocket(ws: Any) -> None:
             _closed(CLOSE_NOT_AUTHENTICATED, "not_authenticated", started)
             return
         session = SocketSession(ws, svc, user)
-        session.run()
+        if not session.guard.claim():
+            session.advise("overload", 5000)
+            session.close(CLOSE_TRY_LATER, "too_many_sockets", "too many sockets")
+            return
+        try:
+            session.run()
+        finally:
+            session.guard.release()
     except ConnectionClosed:
         pass
     finally:
