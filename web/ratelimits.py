@@ -13,7 +13,6 @@ an earlier ``before_request``, so ``g.user`` is set when Flask-Limiter looks.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,7 +39,7 @@ def user_key() -> str:
 def _breach(name: str) -> Callable[[RequestLimit], Any]:
     def on_breach(limit: RequestLimit) -> Any:
         ratelimit.refused(name)
-        retry_after = max(1, math.ceil(limit.reset_at - time.time()))
+        retry_after = max(1, round(limit.window.reset_time - time.time()))  # now + whole TTL
         return error_response(
             429,
             "rate_limited",

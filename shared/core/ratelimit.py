@@ -13,7 +13,6 @@ expires on its own.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -84,7 +83,7 @@ class RateLimits:
             if not self.limiter.test(item, name, subject, cost=cost):
                 reset_at = self.limiter.get_window_stats(item, name, subject).reset_time
                 refused(name)
-                return Decision(False, max(1, math.ceil(reset_at - time.time())))
+                return Decision(False, max(1, round(reset_at - time.time())))  # now + whole TTL
         for item in items:
             self.limiter.hit(item, name, subject, cost=cost)
         return Decision(True, 0)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jwt
 import redis
@@ -54,8 +54,9 @@ class User:
     id: str
     email: str
     token_version: int = 0
-    session_id: str = ""
-    expires_at: int = 0
+    # Not part of equality: the same person at the same version, whichever credential.
+    session_id: str = field(default="", compare=False)
+    expires_at: int = field(default=0, compare=False)
 
 
 def normalise_email(email: str) -> str:

@@ -112,7 +112,9 @@ def test_password_change_ends_every_other_session(client, settings, make_user) -
         headers=bearer(here),
     )
     assert short.status_code == 400 and short.get_json()["error"]["field"] == "new_password"
-    missing = client.post("/api/auth/password", json={"old_password": password}, headers=bearer(here))
+    missing = client.post(
+        "/api/auth/password", json={"old_password": password}, headers=bearer(here)
+    )
     assert missing.status_code == 400 and missing.get_json()["error"]["field"] == "new_password"
     changed = client.post(
         "/api/auth/password",
@@ -193,7 +195,9 @@ def test_one_address_guessing_many_accounts_is_slowed_too(settings, make_user) -
 def test_logins_per_address_are_rate_limited(settings, make_user) -> None:
     from web import create_app
 
-    client = create_app(dataclasses.replace(settings, login_rate_limit="3 per minute")).test_client()
+    client = create_app(
+        dataclasses.replace(settings, login_rate_limit="3 per minute")
+    ).test_client()
     user, password = make_user("flat")
     environ = {"REMOTE_ADDR": "192.0.2.90"}
     statuses = [
