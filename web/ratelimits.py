@@ -21,7 +21,7 @@ from flask import Flask, g, request
 from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
 
 from shared.core import ratelimit
-from shared.core.settings import Settings
+from shared.core.settings import ENV_PREFIX, Settings, SettingsError
 from web.errors import error_response
 from web.extensions import services
 
@@ -75,8 +75,32 @@ def per_user(name: str, setting: str, *, scope: str | None = None) -> Any:
     )
 
 
+LIMIT_SETTINGS = (
+    "login_rate_limit",
+    "auth_rate_limit",
+    "ask_rate_limit",
+    "ws_frame_rate_limit",
+    "sync_rate_limit",
+    "upload_rate_limit",
+)
+
+
+def check_limit_settings(settings: Settings) -> None:
+    """Refuse to start with a limit string ``limits`` cannot parse (not a 500 per request)."""
+    for name in LIMIT_SETTINGS:
+        value = getattr(settings, name)
+        try:
+            if not ratelimit.parsed(value):
+                raise ValueError(value)
+        except ValueError as exc:
+            raise SettingsError(
+                f"{ENV_PREFIX}{name.upper()}={value!r} is not a rate limit like '20 per minute'"
+            ) from exc
+
+
 def init_rate_limits(app: Flask, settings: Settings) -> None:
     """Wire Flask-Limiter after the bearer check (its before_request runs later)."""
+    check_limit_settings(settings)
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url
     app.config["RATELIMIT_STORAGE_OPTIONS"] = ratelimit.storage_options(settings)
     app.config["RATELIMIT_HEADERS_ENABLED"] = False
