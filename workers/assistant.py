@@ -10,11 +10,12 @@ from celery import Task, shared_task
 from elasticsearch import ConnectionError as ESConnectionError
 
 from shared.assistant.answer import AnswerCancelled, stream_answer
-from shared.assistant.asking import DONE, ERROR, event_key, is_active
+from shared.assistant.asking import event_key, is_active
 from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.events import EventType
 from shared.core.settings import get_settings
 from shared.core.task_names import ASSISTANT_ANSWER
-from shared.realtime.delivery import deliver
+from shared.realtime.delivery import Delivery, deliver
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +25,9 @@ def _emitter(conversation_id: str, client_message_id: str):  # type: ignore[no-u
     r = get_redis(settings)
 
     def emit(event_type: str, part: str, data: dict[str, Any]) -> None:
-        deliver(
-            r,
-            settings,
-            target="conversation",
-            target_id=conversation_id,
-            event_type=event_type,
-            data={**data, "client_message_id": client_message_id},
-            dedup_key=event_key(client_message_id, part),
-        )
+        data = {**data, "client_message_id": client_message_id}
+        key = event_key(client_message_id, part)
+        deliver(r, settings, Delivery("conversation", conversation_id, event_type, data, key))
 
     return emit
 
@@ -43,7 +38,7 @@ class AnswerTask(Task):  # type: ignore[misc]
     def on_failure(self, exc, task_id, args, kwargs, einfo):  # type: ignore[no-untyped-def]
         emit = _emitter(kwargs["conversation_id"], kwargs["client_message_id"])
         emit(
-            ERROR,
+            EventType.ERROR,
             "error",
             {"code": "assistant_failed", "message": "The assistant failed to answer."},
         )
@@ -84,6 +79,8 @@ def answer(
             still_wanted=lambda: is_active(r, settings, conversation_id, client_message_id),
         )
     except AnswerCancelled:
-        emit(DONE, "done", {"cancelled": True, "answer": "", "citations": [], "search": {}})
+        emit(
+            EventType.DONE, "done", {"cancelled": True, "answer": "", "citations": [], "search": {}}
+        )
         return
-    emit(DONE, "done", {"cancelled": False, **result})
+    emit(EventType.DONE, "done", {"cancelled": False, **result})

@@ -7,20 +7,13 @@ import time
 from typing import Any
 
 import redis
-from celery import Celery, Task, shared_task
+from celery import Task, shared_task
 
 from shared.core import metrics
 from shared.core.clients import get_redis
-from shared.core.settings import Settings, get_settings
+from shared.core.settings import get_settings
 from shared.core.task_names import DELIVERY_DELIVER, DELIVERY_SWEEP_OUTBOX
-from shared.realtime.delivery import (
-    Target,
-    claim_overdue,
-    dead_letter,
-    deliver,
-    record_pending,
-    settle,
-)
+from shared.realtime.delivery import Delivery, Target, claim_overdue, dead_letter, deliver, settle
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +28,8 @@ class DeliveryTask(Task):  # type: ignore[misc]
         metrics.DELIVERY_ATTEMPTS.labels(outcome="dead_lettered").inc()
         try:
             r = get_redis(settings)
-            dead_letter(r, settings, dict(kwargs), f"{type(exc).__name__}: {exc}")
+            delivery = Delivery.from_kwargs(dict(kwargs))
+            dead_letter(r, settings, delivery, f"{type(exc).__name__}: {exc}")
             settle(r, settings, kwargs["dedup_key"])
         except redis.RedisError:
             # Redis itself is what failed: the log is the last place this delivery is recorded.
@@ -43,34 +37,6 @@ class DeliveryTask(Task):  # type: ignore[misc]
 
     def on_retry(self, exc, task_id, args, kwargs, einfo):  # type: ignore[no-untyped-def]
         metrics.DELIVERY_ATTEMPTS.labels(outcome="retry").inc()
-
-
-def enqueue_delivery(
-    app: Celery,
-    settings: Settings,
-    *,
-    target: Target,
-    target_id: str,
-    event_type: str,
-    data: dict[str, Any],
-    dedup_key: str,
-) -> None:
-    """Send ``delivery.deliver``; the one way tasks address a person (sync notifications...).
-
-    The delivery is written to the outbox first, so even a task the broker loses
-    is re-sent by the sweep.
-    """
-    now = time.time()
-    payload = {
-        "target": target,
-        "target_id": target_id,
-        "event_type": event_type,
-        "data": data,
-        "dedup_key": dedup_key,
-        "enqueued_at": now,
-    }
-    record_pending(get_redis(settings), settings, payload, now)
-    app.send_task(DELIVERY_DELIVER, kwargs=payload)
 
 
 @shared_task(
@@ -95,15 +61,8 @@ def deliver_event(
 ) -> str:
     """Append one event; returns its entry id (the same id on every retry)."""
     settings = get_settings()
-    appended = deliver(
-        get_redis(settings),
-        settings,
-        target=target,
-        target_id=target_id,
-        event_type=event_type,
-        data=data,
-        dedup_key=dedup_key,
-    )
+    delivery = Delivery(target, target_id, event_type, data, dedup_key, enqueued_at)
+    appended = deliver(get_redis(settings), settings, delivery)
     settle(get_redis(settings), settings, dedup_key)
     metrics.DELIVERY_ATTEMPTS.labels(outcome="delivered" if appended.written else "duplicate").inc()
     if enqueued_at is not None and appended.written:
@@ -116,9 +75,9 @@ def sweep_outbox() -> int:
     """Re-send deliveries whose task never settled (beat runs this); returns how many."""
     settings = get_settings()
     claimed = claim_overdue(get_redis(settings), settings, time.time())
-    for payload in claimed:
+    for delivery in claimed:
         metrics.DELIVERY_ATTEMPTS.labels(outcome="resent").inc()
-        sweep_outbox.app.send_task(DELIVERY_DELIVER, kwargs=payload)
+        sweep_outbox.app.send_task(DELIVERY_DELIVER, kwargs=delivery.as_kwargs())
     if claimed:
         log.warning("re-sent %d deliveries left unsettled", len(claimed))
     return len(claimed)

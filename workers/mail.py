@@ -19,6 +19,7 @@ from elasticsearch import ConnectionError as ESConnectionError
 from elasticsearch import TransportError
 
 from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.logs import user_hash
 from shared.core.settings import get_settings
 from shared.core.task_names import (
     MAIL_IMPORT_MBOX,
@@ -27,6 +28,7 @@ from shared.core.task_names import (
     MAIL_SYNC_ALL,
 )
 from shared.index.writer import import_mbox as import_mbox_file
+from shared.realtime.delivery import Delivery, enqueue_delivery
 from shared.sync import accounts
 from shared.sync.engine import SyncOptions, gmail_client
 from shared.sync.engine import sync_account as run_sync
@@ -34,7 +36,6 @@ from shared.sync.gmail_quota import QuotaExhausted
 from shared.sync.providers.base import NeedsReauth, ProviderError
 from shared.sync.providers.gmail_push import ensure_watch, renew_watches
 from shared.sync.schedule import sync_all as queue_all
-from workers.delivery import enqueue_delivery
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +55,9 @@ def _notifier(task: Task) -> Any:
     """Send each sync event to the person's log through ``delivery.deliver``."""
 
     def notify(user_id: str, event_type: str, data: dict[str, Any], dedup_key: str) -> None:
-        enqueue_delivery(
-            task.app,
-            get_settings(),
-            target="user",
-            target_id=user_id,
-            event_type=event_type,
-            data=data,
-            dedup_key=dedup_key,
-        )
+        settings = get_settings()
+        delivery = Delivery("user", user_id, event_type, data, dedup_key)
+        enqueue_delivery(task.app.send_task, get_redis(settings), settings, delivery)
 
     return notify
 
@@ -171,5 +166,5 @@ def import_mbox(
             return {"outcome": "missing"}
         return _sync(self, account_id, announce=True)
     stats = import_mbox_file(get_elasticsearch(settings), settings, user_id, path)
-    log.info("imported %s for %s: %s", path, user_id, stats.as_dict())
+    log.info("imported an mbox for %s: %s", user_hash(user_id), stats.as_dict())
     return stats.as_dict()

@@ -18,6 +18,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from shared.core.events import EventType
 from shared.core.settings import Settings
 from shared.index.search import EmailHit, SearchOutcome, search_emails
 
@@ -120,24 +121,6 @@ def citation(hit: EmailHit) -> dict[str, Any]:
     }
 
 
-def answer_question(
-    es: Elasticsearch, settings: Settings, owner_id: str, question: str, window_days: int
-) -> dict[str, Any]:
-    """Answer one question from ``owner_id``'s mail.
-
-    Returns the chat contract's ``answer``, ``citations`` and ``search``, plus
-    ``elasticsearch_seconds`` for the caller's metrics.
-    """
-    parsed = parse_question(question, window_days)
-    outcome = search_emails(es, settings, owner_id, parsed.keywords, parsed.window_days)
-    return {
-        "answer": compose_answer(outcome),
-        "citations": [citation(hit) for hit in outcome.hits],
-        "search": outcome.description(),
-        "elasticsearch_seconds": outcome.elasticsearch_seconds,
-    }
-
-
 def answer_pieces(text: str, words_per_piece: int = 4) -> list[str]:
     """Split an answer into the small ``delta`` pieces a client renders as they arrive.
 
@@ -179,16 +162,16 @@ def stream_answer(
     parsed = parse_question(question, window_days)
     outcome = search_emails(es, settings, owner_id, parsed.keywords, parsed.window_days)
     search = outcome.description()
-    emit("search", "search", {"search": search})
+    emit(EventType.SEARCH, "search", {"search": search})
     citations = [citation(hit) for hit in outcome.hits]
     if not still_wanted():
         raise AnswerCancelled
-    emit("hits", "hits", {"citations": citations})
+    emit(EventType.HITS, "hits", {"citations": citations})
     text = compose_answer(outcome)
     for number, piece in enumerate(answer_pieces(text)):
         if not still_wanted():
             raise AnswerCancelled
-        emit("delta", f"delta:{number}", {"text": piece, "index": number})
+        emit(EventType.DELTA, f"delta:{number}", {"text": piece, "index": number})
     return {
         "answer": text,
         "citations": citations,

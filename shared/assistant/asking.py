@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 
+from shared.core.events import TERMINAL_TYPES, EventType
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
 from shared.realtime.conversations import claim_conversation
@@ -24,13 +25,6 @@ from shared.realtime.eventlog import Event, EventLog
 
 log = logging.getLogger(__name__)
 
-QUESTION = "question"
-SEARCH = "search"
-HITS = "hits"
-DELTA = "delta"
-DONE = "done"
-ERROR = "error"
-TERMINAL_TYPES = frozenset({DONE, ERROR})
 ACTIVE_TTL_SECONDS = 3600
 
 
@@ -73,15 +67,15 @@ def start_question(
     stream = events.conversation_stream(conversation_id)
     appended = events.append(
         stream,
-        QUESTION,
+        EventType.QUESTION,
         {"client_message_id": client_message_id, "q": question, "window_days": window_days},
-        dedup_key=event_key(client_message_id, QUESTION),
+        dedup_key=event_key(client_message_id, EventType.QUESTION),
         conversation_id=conversation_id,
     )
     keys = RedisKeys(settings.key_prefix)
-    finished = bool(r.exists(keys.dedup(stream, event_key(client_message_id, DONE)))) or bool(
-        r.exists(keys.dedup(stream, event_key(client_message_id, ERROR)))
-    )
+    finished = bool(
+        r.exists(keys.dedup(stream, event_key(client_message_id, EventType.DONE)))
+    ) or bool(r.exists(keys.dedup(stream, event_key(client_message_id, EventType.ERROR))))
     if not finished:
         r.set(keys.active_question(conversation_id), client_message_id, ex=ACTIVE_TTL_SECONDS)
     return StartedQuestion(

@@ -6,6 +6,9 @@ worker registers tasks under the same names. Routing is by name prefix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 ASSISTANT_ANSWER = "assistant.answer"
 MAIL_IMPORT_MBOX = "mail.import_mbox"
 MAIL_SYNC_ACCOUNT = "mail.sync_account"
@@ -29,3 +32,6 @@ TASK_ROUTES = {
     "index.*": {"queue": QUEUE_MAINTENANCE},
     "delivery.*": {"queue": QUEUE_DELIVERY},
 }
+
+# Celery's ``app.send_task(name, args=..., kwargs=...)``, passed in so shared/ never imports Celery.
+SendTask = Callable[..., Any]

@@ -28,6 +28,7 @@ import time
 import redis
 
 from shared.core.keys import RedisKeys
+from shared.core.logs import user_hash
 from shared.core.settings import Settings
 from shared.identity.users import TokenError, User, ensure_current, find_user
 
@@ -117,7 +118,7 @@ def rotate(
     current = time.time() if now is None else now
     outcome = int(r.eval(_ROTATE, 1, key, generation, current))
     if outcome == -1:
-        log.warning("refresh token reused: revoked session family of %s", user_id)
+        log.warning("refresh token reused: revoked session family of %s", user_hash(user_id))
         raise RefreshError(
             "refresh_token_reused",
             "This refresh token was already used; the session is revoked. Log in again.",
@@ -149,7 +150,7 @@ def end_sessions(r: redis.Redis, settings: Settings, user_id: str, keep: str = "
     doomed = [k for k in r.scan_iter(match=pattern, count=500) if k != keys.session(user_id, keep)]
     ended = int(r.delete(*doomed)) if doomed else 0
     if ended:
-        log.info("ended %d sessions of %s", ended, user_id)
+        log.info("ended %d sessions of %s", ended, user_hash(user_id))
     return ended
 
 

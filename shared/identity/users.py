@@ -24,6 +24,7 @@ import redis
 
 from shared.core.clients import get_redis
 from shared.core.keys import RedisKeys
+from shared.core.logs import user_hash
 from shared.core.settings import Settings
 from shared.identity.passwords import hash_password, verify_password
 
@@ -82,7 +83,7 @@ def create_user(r: redis.Redis, settings: Settings, email: str, password: str) -
             "created_at": int(time.time()),
         },
     )
-    log.info("created user %s", user_id)
+    log.info("created user %s", user_hash(user_id))
     return User(user_id, email)
 
 
@@ -120,7 +121,7 @@ def set_password(r: redis.Redis, settings: Settings, user_id: str, password: str
         "password_hash",
         hash_password(settings, password),
     )
-    log.info("changed the password of %s", user_id)
+    log.info("changed the password of %s", user_hash(user_id))
 
 
 def token_expiry(settings: Settings, user: User, issued: int) -> int:
@@ -155,7 +156,7 @@ def revoke_tokens(r: redis.Redis, settings: Settings, user_id: str) -> int:
     if not r.exists(key):
         return 0
     version = int(r.hincrby(key, "token_version", 1))
-    log.info("revoked the access tokens of %s (now version %d)", user_id, version)
+    log.info("revoked the access tokens of %s (now version %d)", user_hash(user_id), version)
     return version
 
 

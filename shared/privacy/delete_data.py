@@ -46,6 +46,7 @@ import redis
 from elasticsearch import Elasticsearch
 
 from shared.core.keys import RedisKeys
+from shared.core.logs import user_hash
 from shared.core.settings import Settings
 from shared.identity.sessions import end_sessions
 from shared.identity.users import revoke_tokens
@@ -126,7 +127,7 @@ def delete_user_data(
         report.tokens_revoked = True
     else:
         report.tokens_revoked = revoke_tokens(r, settings, user_id) > 0
-    log.info("deleted the data of %s: %s", user_id, report.as_dict())
+    log.info("deleted the data of %s: %s", user_hash(user_id), report.as_dict())
     return report
 
 

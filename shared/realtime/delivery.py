@@ -7,14 +7,17 @@ retries; the dedup key makes every retry and redelivery harmless.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import time
 from typing import Any, Literal
 
 import redis
 
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
+from shared.core.task_names import DELIVERY_DELIVER, SendTask
 from shared.realtime.eventlog import Appended, EventLog
 
 log = logging.getLogger(__name__)
@@ -23,39 +26,71 @@ Target = Literal["conversation", "user"]
 DEAD_LETTER_MAXLEN = 10_000
 
 
-def deliver(
-    r: redis.Redis,
-    settings: Settings,
-    *,
-    target: Target,
-    target_id: str,
-    event_type: str,
-    data: dict[str, Any],
-    dedup_key: str,
-) -> Appended:
-    """Append ``event_type`` to the conversation's or the user's log (idempotent on dedup_key)."""
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """One event addressed to a person: what the outbox stores and ``delivery.deliver`` takes.
+
+    Its fields are the task's keyword arguments (a wire format: queued messages carry them).
+    """
+
+    target: Target
+    target_id: str
+    event_type: str
+    data: dict[str, Any]
+    dedup_key: str
+    enqueued_at: float | None = None
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> Delivery:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in kwargs.items() if k in names})
+
+
+def enqueue_delivery(
+    send_task: SendTask, r: redis.Redis, settings: Settings, delivery: Delivery
+) -> None:
+    """Send ``delivery.deliver``: the one way tasks address a person (sync notifications...).
+
+    The delivery is written to the outbox first, so even a task the broker loses is
+    re-sent by the sweep.
+    """
+    now = time.time()
+    stamped = dataclasses.replace(delivery, enqueued_at=now)
+    record_pending(r, settings, stamped, now)
+    send_task(DELIVERY_DELIVER, kwargs=stamped.as_kwargs())
+
+
+def deliver(r: redis.Redis, settings: Settings, delivery: Delivery) -> Appended:
+    """Append the event to the conversation's or the user's log (idempotent on its dedup key)."""
     events = EventLog(r, settings)
-    if target == "conversation":
-        stream, conversation_id = events.conversation_stream(target_id), target_id
-    elif target == "user":
-        stream, conversation_id = events.user_stream(target_id), ""
+    if delivery.target == "conversation":
+        stream, conversation_id = events.conversation_stream(delivery.target_id), delivery.target_id
+    elif delivery.target == "user":
+        stream, conversation_id = events.user_stream(delivery.target_id), ""
     else:
-        raise ValueError(f"unknown delivery target {target!r}")
+        raise ValueError(f"unknown delivery target {delivery.target!r}")
     return events.append(
-        stream, event_type, data, dedup_key=dedup_key, conversation_id=conversation_id
+        stream,
+        delivery.event_type,
+        delivery.data,
+        dedup_key=delivery.dedup_key,
+        conversation_id=conversation_id,
     )
 
 
-def dead_letter(r: redis.Redis, settings: Settings, payload: dict[str, Any], reason: str) -> str:
+def dead_letter(r: redis.Redis, settings: Settings, delivery: Delivery, reason: str) -> str:
     """Park a delivery that ran out of retries, with why, for an operator to replay."""
     stream = RedisKeys(settings.key_prefix).dead_letters()
     entry = r.xadd(
         stream,
-        {"payload": json.dumps(payload, ensure_ascii=False), "reason": reason[:500]},
+        {"payload": json.dumps(delivery.as_kwargs(), ensure_ascii=False), "reason": reason[:500]},
         maxlen=DEAD_LETTER_MAXLEN,
         approximate=True,
     )
-    log.error("delivery dead-lettered (%s): %s", reason[:200], payload.get("dedup_key"))
+    log.error("delivery dead-lettered (%s): %s", reason[:200], delivery.dedup_key)
     return str(entry)
 
 
@@ -68,12 +103,14 @@ def dead_letter(r: redis.Redis, settings: Settings, payload: dict[str, Any], rea
 # of a delivery that did land harmless.
 
 
-def record_pending(r: redis.Redis, settings: Settings, payload: dict[str, Any], now: float) -> None:
+def record_pending(r: redis.Redis, settings: Settings, delivery: Delivery, now: float) -> None:
     """Remember a delivery before it is enqueued."""
     keys = RedisKeys(settings.key_prefix)
-    dedup_key = payload["dedup_key"]
+    dedup_key = delivery.dedup_key
     pipe = r.pipeline(transaction=True)
-    pipe.hset(keys.delivery_outbox(), dedup_key, json.dumps(payload, ensure_ascii=False))
+    pipe.hset(
+        keys.delivery_outbox(), dedup_key, json.dumps(delivery.as_kwargs(), ensure_ascii=False)
+    )
     pipe.zadd(keys.delivery_outbox_due(), {dedup_key: now})
     pipe.execute()
 
@@ -89,7 +126,7 @@ def settle(r: redis.Redis, settings: Settings, dedup_key: str) -> None:
 
 def claim_overdue(
     r: redis.Redis, settings: Settings, now: float, limit: int = 500
-) -> list[dict[str, Any]]:
+) -> list[Delivery]:
     """Deliveries pending longer than the grace period, re-dated so one sweep claims each."""
     keys = RedisKeys(settings.key_prefix)
     cutoff = now - settings.delivery_redeliver_after_seconds
@@ -100,5 +137,5 @@ def claim_overdue(
         if r.zadd(keys.delivery_outbox_due(), {dedup_key: now}, xx=True, gt=True, ch=True):
             raw = r.hget(keys.delivery_outbox(), dedup_key)
             if raw:
-                claimed.append(json.loads(raw))
+                claimed.append(Delivery.from_kwargs(json.loads(raw)))
     return claimed

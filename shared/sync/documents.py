@@ -15,37 +15,17 @@ import redis
 from elasticsearch import Elasticsearch, helpers
 
 from shared.core.keys import RedisKeys
+from shared.core.locks import RedisLock
 from shared.core.settings import Settings
 from shared.index import writer as importer
-from shared.index.template import pattern
+from shared.index.lifecycle.placement import locate
 from shared.index.writer import document_id
 from shared.sync import accounts
 from shared.sync.providers.base import BatchNotIndexed
 
 log = logging.getLogger(__name__)
 
-LOCATE_CHUNK = 1000
-
-
-def _locate(es: Elasticsearch, settings: Settings, ids: list[str]) -> dict[str, str]:
-    """The concrete index holding each document (after a rollover it need not be the write one)."""
-    found: dict[str, str] = {}
-    for attempt in range(2):
-        missing = [i for i in ids if i not in found]
-        for start in range(0, len(missing), LOCATE_CHUNK):
-            chunk = missing[start : start + LOCATE_CHUNK]
-            response = es.search(
-                index=pattern(settings),
-                query={"ids": {"values": chunk}},
-                size=len(chunk),
-                source=False,
-            )
-            for hit in response["hits"]["hits"]:
-                found[hit["_id"]] = hit["_index"]
-        if len(found) == len(ids) or attempt:
-            break
-        es.indices.refresh(index=pattern(settings))  # just indexed, not yet searchable
-    return found
+DELETE_CHUNK = 1000  # message keys checked and deleted per round
 
 
 def delete_documents(es: Elasticsearch, settings: Settings, ids: list[str]) -> int:
@@ -56,10 +36,10 @@ def delete_documents(es: Elasticsearch, settings: Settings, ids: list[str]) -> i
 
 def update_labels(es: Elasticsearch, settings: Settings, labels: dict[str, list[str]]) -> int:
     """Set the labels of existing documents; a document not indexed (yet) is skipped."""
-    where = _locate(es, settings, list(labels))
+    where = locate(es, settings, labels)  # realtime: finds a document indexed a moment ago
     actions = [
-        {"_op_type": "update", "_index": index, "_id": i, "doc": {"labels": labels[i]}}
-        for i, index in where.items()
+        {"_op_type": "update", "_index": indices[0], "_id": i, "doc": {"labels": labels[i]}}
+        for i, indices in where.items()
     ]
     if not actions:
         return 0
@@ -101,7 +81,7 @@ def delete_account(r: redis.Redis, es: Elasticsearch, settings: Settings, accoun
 
     for key, _ in r.hscan_iter(members_key):
         batch.append(key)
-        if len(batch) >= LOCATE_CHUNK:
+        if len(batch) >= DELETE_CHUNK:
             deleted += flush()
     deleted += flush()
     pipe = r.pipeline(transaction=False)
@@ -117,6 +97,23 @@ def delete_account(r: redis.Redis, es: Elasticsearch, settings: Settings, accoun
         Path(account.config["path"]).unlink(missing_ok=True)
     log.info("account %s deleted with %d documents", account_id, deleted)
     return deleted
+
+
+def remove_account(
+    r: redis.Redis, es: Elasticsearch, settings: Settings, account_id: str
+) -> int | None:
+    """Delete the account now under its lock (the number of documents deleted), or, when a
+    sync holds the lock, ask that sync to delete it when it stops (``None``)."""
+    lock = RedisLock(
+        r, RedisKeys(settings.key_prefix).account_lock(account_id), 600, owner="delete"
+    )
+    if not lock.acquire():
+        accounts.request_deletion(r, settings, account_id)
+        return None
+    try:
+        return delete_account(r, es, settings, account_id)
+    finally:
+        lock.release()
 
 
 def delete_user_accounts(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -20,7 +19,12 @@ import redis
 from shared.core import metrics
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
-from shared.core.task_names import MAIL_RENEW_GMAIL_WATCH, MAIL_SYNC_ACCOUNT, MAIL_SYNC_ALL
+from shared.core.task_names import (
+    MAIL_RENEW_GMAIL_WATCH,
+    MAIL_SYNC_ACCOUNT,
+    MAIL_SYNC_ALL,
+    SendTask,
+)
 from shared.sync import accounts
 from shared.sync.accounts import NEEDS_REAUTH
 
@@ -28,8 +32,6 @@ log = logging.getLogger(__name__)
 
 QUEUED_TTL_SECONDS = 600
 WATCH_RENEWAL_SECONDS = 24 * 3600  # Google expires a watch after 7 days; renew daily
-
-SendTask = Callable[..., Any]  # Celery's app.send_task(name, args=..., kwargs=...)
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -30,7 +30,7 @@ from shared.index.search import search_emails
 from shared.index.writer import import_messages
 from shared.privacy.delete_data import glob_escape
 from shared.realtime.conversations import claim_conversation
-from shared.realtime.delivery import dead_letter
+from shared.realtime.delivery import Delivery, dead_letter
 from shared.realtime.eventlog import EventLog
 from tests.index.test_lifecycle import bootstrapped, message, run_flask
 
@@ -70,9 +70,7 @@ def world(settings):  # type: ignore[no-untyped-def]
         _conversations_and_logs(r, s, person)
         _account(r, s, person)
         r.set(RedisKeys(s.key_prefix).import_lock(person.user.id), "held")
-        dead_letter(
-            r, s, {"target": "user", "target_id": person.user.id, "dedup_key": "x"}, "gave up"
-        )
+        dead_letter(r, s, Delivery("user", person.user.id, "notification", {}, "x"), "gave up")
     return s, es, r, people[0], people[1]
 
 

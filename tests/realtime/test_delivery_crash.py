@@ -20,7 +20,7 @@ DELIVERIES = 300
 
 def test_worker_killed_mid_delivery_loses_and_doubles_nothing(settings, session_dir) -> None:
     from celery_app import create_celery
-    from workers.delivery import enqueue_delivery
+    from shared.realtime.delivery import Delivery, enqueue_delivery
 
     # A broker of its own (Redis db 1), so the session's worker cannot take these tasks.
     isolated = dataclasses.replace(
@@ -43,15 +43,8 @@ def test_worker_killed_mid_delivery_loses_and_doubles_nothing(settings, session_
     doomed = start_worker(isolated, session_dir / "doomed-worker.log", env)
     client = create_celery(isolated, with_tasks=False)
     for number in range(DELIVERIES):
-        enqueue_delivery(
-            client,
-            isolated,
-            target="user",
-            target_id=user_id,
-            event_type="notification",
-            data={"n": number},
-            dedup_key=f"crash:{number}",
-        )
+        delivery = Delivery("user", user_id, "notification", {"n": number}, f"crash:{number}")
+        enqueue_delivery(client.send_task, r, isolated, delivery)
     deadline = time.monotonic() + 60
     while r.xlen(stream) < 20 and time.monotonic() < deadline:
         time.sleep(0.01)

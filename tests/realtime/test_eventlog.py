@@ -10,7 +10,7 @@ import pytest
 
 from shared.core.clients import get_redis
 from shared.core.keys import RedisKeys
-from shared.realtime.delivery import deliver
+from shared.realtime.delivery import Delivery, deliver
 from shared.realtime.eventlog import EventLog, is_entry_id, position_before
 
 
@@ -103,18 +103,12 @@ def test_deliver_targets_user_or_conversation(settings) -> None:
     events = EventLog(r, settings)
     user_id = "u_" + secrets.token_hex(4)
     appended = deliver(
-        r,
-        settings,
-        target="user",
-        target_id=user_id,
-        event_type="notification",
-        data={"text": "12 new emails"},
-        dedup_key="sync:1",
+        r, settings, Delivery("user", user_id, "notification", {"text": "12 new emails"}, "sync:1")
     )
     read = events.read(events.user_stream(user_id))
     assert [e.id for e in read.events] == [appended.id]
     with pytest.raises(ValueError):
-        deliver(r, settings, target="nobody", target_id="x", event_type="t", data={}, dedup_key="k")  # type: ignore[arg-type]
+        deliver(r, settings, Delivery("nobody", "x", "t", {}, "k"))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -139,13 +133,13 @@ def test_keys_are_prefixed(settings) -> None:
 
 
 def test_outbox_resends_only_what_never_settled(settings) -> None:
-    from shared.realtime.delivery import claim_overdue, record_pending, settle
+    from shared.realtime.delivery import Delivery, claim_overdue, record_pending, settle
 
     r = get_redis(settings)
     isolated = dataclasses.replace(settings, key_prefix=f"outbox-{secrets.token_hex(3)}:")
     grace = isolated.delivery_redeliver_after_seconds
-    lost = {"dedup_key": "lost", "target": "user", "target_id": "u", "event_type": "t", "data": {}}
-    landed = {**lost, "dedup_key": "landed"}
+    lost = Delivery("user", "u", "t", {}, "lost")
+    landed = dataclasses.replace(lost, dedup_key="landed")
     record_pending(r, isolated, lost, now=1000.0)
     record_pending(r, isolated, landed, now=1000.0)
     settle(r, isolated, "landed")

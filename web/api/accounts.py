@@ -22,10 +22,9 @@ import jwt
 from flask import Blueprint, current_app, jsonify, request, url_for
 
 from shared.core.keys import RedisKeys
-from shared.core.locks import RedisLock
 from shared.sync import accounts
 from shared.sync.accounts import NEEDS_REAUTH, AccountError
-from shared.sync.documents import delete_account
+from shared.sync.documents import remove_account as remove_or_defer
 from shared.sync.providers import gmail_api
 from shared.sync.providers.gmail_push import PushError, decode_push, handle_push
 from shared.sync.providers.imap import TLS_MODES, ImapConfig, is_private_host
@@ -195,15 +194,9 @@ def remove_account(account_id: str) -> Any:
     """Delete the account and its mail now; if a sync holds the account, it does it."""
     svc = services()
     account = _owned(account_id)
-    keys = RedisKeys(svc.settings.key_prefix)
-    lock = RedisLock(svc.redis, keys.account_lock(account.id), 600, owner="delete")
-    if not lock.acquire():
-        accounts.request_deletion(svc.redis, svc.settings, account.id)
+    removed = remove_or_defer(svc.redis, svc.elasticsearch, svc.settings, account.id)
+    if removed is None:
         return jsonify({"deleted": False, "deleting": True}), 202
-    try:
-        removed = delete_account(svc.redis, svc.elasticsearch, svc.settings, account.id)
-    finally:
-        lock.release()
     return jsonify({"deleted": True, "documents_deleted": removed})
 
 

@@ -6,13 +6,13 @@ streams then continue from its last event id.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from shared.core.keys import RedisKeys
-from shared.realtime.conversations import owns_conversation
-from shared.realtime.eventlog import EventLog, is_entry_id
+from shared.realtime.conversations import ConversationNotFound, replay
+from shared.realtime.conversations import list_conversations as conversations_of
+from shared.realtime.eventlog import is_entry_id
 from web.api.auth import current_user
 from web.errors import ApiError
 from web.extensions import services
@@ -27,48 +27,31 @@ REPLAY_LIMIT = 1000
 def list_conversations() -> Any:
     """The user's conversations, most recent first, titled by their first question."""
     svc = services()
-    user = current_user()
-    events = EventLog(svc.redis, svc.settings)
-    ids = cast(
-        list[tuple[str, float]],
-        svc.redis.zrevrange(
-            RedisKeys(svc.settings.key_prefix).user_conversations(user.id),
-            0,
-            LIST_LIMIT - 1,
-            withscores=True,
-        ),
-    )
-    conversations = []
-    for conversation_id, last_active in ids:
-        first = events.read(events.conversation_stream(conversation_id), count=1).events
-        conversations.append(
-            {
-                "id": conversation_id,
-                "title": first[0].data.get("q", "") if first else "",
-                "last_active_at": int(last_active),
-            }
-        )
-    return jsonify({"conversations": conversations})
+    found = conversations_of(svc.redis, svc.settings, current_user().id, LIST_LIMIT)
+    return jsonify({"conversations": found})
 
 
 @bp.get("/<conversation_id>/events")
 def conversation_events(conversation_id: str) -> Any:
     """``{"epoch", "events", "reset"}``: the events after ``?after=`` (default: all)."""
     svc = services()
-    if not owns_conversation(svc.redis, svc.settings, current_user().id, conversation_id):
-        raise ApiError(
-            404, "conversation_not_found", "No such conversation.", field="conversation_id"
-        )
     after = request.args.get("after", "0")
     if not is_entry_id(after):
         raise ApiError(400, "invalid_field", "'after' must be an event id.", field="after")
-    events = EventLog(svc.redis, svc.settings)
-    result = events.read(
-        events.conversation_stream(conversation_id),
-        after=after,
-        epoch=request.args.get("epoch"),
-        count=REPLAY_LIMIT,
-    )
+    try:
+        result = replay(
+            svc.redis,
+            svc.settings,
+            current_user().id,
+            conversation_id,
+            after=after,
+            epoch=request.args.get("epoch"),
+            limit=REPLAY_LIMIT,
+        )
+    except ConversationNotFound:
+        raise ApiError(
+            404, "conversation_not_found", "No such conversation.", field="conversation_id"
+        ) from None
     return jsonify(
         {
             "epoch": result.epoch,

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.assistant.answer import MAX_WINDOW_DAYS, MIN_WINDOW_DAYS
-from shared.assistant.asking import DONE, StartedQuestion, is_terminal_for, start_question
+from shared.assistant.asking import StartedQuestion, is_terminal_for, start_question
 from shared.core import metrics
+from shared.core.events import EventType
 from shared.core.ratelimit import for_settings
 from shared.core.task_names import ASSISTANT_ANSWER
 from shared.identity.users import User
@@ -136,7 +137,7 @@ def follow(
 
 def record_answer_metrics(event: Event) -> None:
     """Count a finished answer's search once, in the process that asked for it."""
-    if event.type != DONE or event.data.get("cancelled"):
+    if event.type != EventType.DONE or event.data.get("cancelled"):
         return
     search = event.data.get("search") or {}
     if "window_days" in search:

@@ -19,6 +19,7 @@ from flask import Blueprint, Response, request, stream_with_context
 
 from shared.assistant.asking import is_terminal_for
 from shared.core import metrics
+from shared.core.events import ControlType, EventType
 from shared.identity.sessions import Recheck
 from shared.realtime.conversations import owns_conversation
 from shared.realtime.eventlog import Event, EventLog, is_entry_id, position_before
@@ -72,7 +73,7 @@ def session_check() -> tuple[Recheck, Any]:
     def final(reason: str) -> str:
         metrics.STREAM_SESSIONS_ENDED.labels(transport="sse", reason=reason).inc()
         message = "Your session has ended; log in again."
-        return sse_control("error", {"code": f"session_{reason}", "message": message})
+        return sse_control(ControlType.ERROR, {"code": f"session_{reason}", "message": message})
 
     return recheck, final
 
@@ -107,7 +108,7 @@ def chat_stream() -> Any:
         unanswered_deadline = time.monotonic() + svc.settings.chat_timeout_seconds
         yield f"retry: {svc.settings.sse_retry_ms}\n\n"
         yield sse_control(
-            "ready",
+            ControlType.READY,
             {
                 "conversation_id": started.conversation_id,
                 "epoch": started.epoch,
@@ -129,7 +130,7 @@ def chat_stream() -> Any:
                 if not answering and time.monotonic() > unanswered_deadline:
                     # No worker took the question (it expires unanswered): say so, like POST does.
                     yield sse_control(
-                        "error",
+                        ControlType.ERROR,
                         {
                             "code": "assistant_unavailable",
                             "message": "No assistant worker answered in time; try again.",
@@ -139,14 +140,14 @@ def chat_stream() -> Any:
                     return
                 yield ": ping\n\n"
                 continue
-            if event.type != "question":
+            if event.type != EventType.QUESTION:
                 answering = True
             if is_terminal_for(event, started.client_message_id):
                 finished = True
                 record_answer_metrics(event)
             yield sse_event(event)
         if not finished:
-            yield sse_control("reconnect", {"reason": "server restarting"})
+            yield sse_control(ControlType.RECONNECT, {"reason": "server restarting"})
 
     return sse_response(body())
 
@@ -174,16 +175,18 @@ def conversation_stream(conversation_id: str) -> Any:
         position = events.read(stream, after=after, epoch=epoch, count=1)
         if position.reset:
             yield sse_control(
-                "reset", {"conversation_id": conversation_id, "epoch": position.epoch}
+                ControlType.RESET, {"conversation_id": conversation_id, "epoch": position.epoch}
             )
             return
-        yield sse_control("ready", {"conversation_id": conversation_id, "epoch": position.epoch})
+        yield sse_control(
+            ControlType.READY, {"conversation_id": conversation_id, "epoch": position.epoch}
+        )
         idle = min(svc.settings.sse_ping_seconds, recheck.interval)
         for event in follow(stream, after, idle_seconds=idle):
             if (ended := recheck.due()) is not None:
                 yield session_over(ended)
                 return
             yield ": ping\n\n" if event is None else sse_event(event)
-        yield sse_control("reconnect", {"reason": "server restarting"})
+        yield sse_control(ControlType.RECONNECT, {"reason": "server restarting"})
 
     return sse_response(body())

@@ -20,17 +20,15 @@ has no ILM) and be tested with a controlled clock.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
+from elasticsearch import BadRequestError, Elasticsearch
 
 from shared.core import metrics
-from shared.core.keys import RedisKeys
 from shared.core.locks import RedisLock
 from shared.core.settings import Settings
 from shared.core.task_names import INDEX_RETENTION, INDEX_ROLLOVER
@@ -41,6 +39,14 @@ from shared.index.lifecycle.policy import (
     Policy,
     format_duration,
     format_size,
+)
+from shared.index.lifecycle.runs import (
+    job_policy,
+    observe_write_index,
+    record_run,
+    refuse_second_owner,
+    run_job,
+    server_template_version,
 )
 from shared.index.lifecycle.state import AliasState, IndexInfo, index_name, read_state
 from shared.index.template import META_KEY, index_meta
@@ -88,68 +94,6 @@ class RetentionResult:
         return asdict(self)
 
 
-def lifecycle_lock(r: redis.Redis, settings: Settings, owner: str) -> RedisLock:
-    """The per-alias lock every lifecycle actor (rollover, retention, migrate) takes."""
-    key = RedisKeys(settings.key_prefix).index_lifecycle_lock(settings.index_alias)
-    return RedisLock(r, key, settings.lifecycle_lock_seconds, owner=owner)
-
-
-def refuse_second_owner(state: AliasState, policy: Policy) -> None:
-    """One lifecycle owner, never both: indices under an ILM policy are not Mailchat's to roll."""
-    managed = [index.name for index in state.indices if index.lifecycle_setting]
-    if policy.runs_here and managed:
-        raise LifecycleError(
-            f"{', '.join(managed)} carry index.lifecycle.name (native ILM manages them); set "
-            f"MAILCHAT_LIFECYCLE_OWNER=elasticsearch so Mailchat's jobs stand down, or remove "
-            f"the policy from the template and those indices"
-        )
-
-
-def observe_write_index(state: AliasState, now: datetime) -> None:
-    write = state.write_index
-    metrics.INDEX_WRITE_INDEX_AGE.set(max(0.0, write.age_seconds(now)))
-    metrics.INDEX_WRITE_INDEX_PRIMARY_BYTES.set(write.primary_bytes)
-
-
-def record_run(r: redis.Redis, settings: Settings, job: str, outcome: str, message: str) -> None:
-    """Remember each job's last real run, for `index status` and for operators."""
-    entry = {"outcome": outcome, "message": message, "at": datetime.now(UTC).isoformat()}
-    r.hset(
-        RedisKeys(settings.key_prefix).index_lifecycle_runs(settings.index_alias),
-        job,
-        json.dumps(entry),
-    )
-
-
-def last_runs(r: redis.Redis, settings: Settings) -> dict[str, Any]:
-    key = RedisKeys(settings.key_prefix).index_lifecycle_runs(settings.index_alias)
-    return {str(job): json.loads(value) for job, value in r.hgetall(key).items()}
-
-
-def _policy(r: redis.Redis, settings: Settings, job: str, dry_run: bool) -> Policy:
-    """The policy from settings; a setting it cannot read is a failed run, counted and raised."""
-    try:
-        return Policy.from_settings(settings)
-    except LifecycleError as exc:
-        if not dry_run:
-            if job == INDEX_ROLLOVER:
-                metrics.INDEX_ROLLOVERS.labels(outcome="failed").inc()
-            record_run(r, settings, job, "failed", str(exc))
-        raise
-
-
-def server_template_version(es: Elasticsearch, settings: Settings) -> int:
-    """The version of the template new indices are built from (the server's, not the code's)."""
-    try:
-        found = es.indices.get_index_template(name=settings.index_template)["index_templates"]
-    except NotFoundError as exc:
-        raise LifecycleError(
-            f"index template {settings.index_template} is missing, so a new index would get no "
-            f"mappings; put it with `flask --app wsgi index bootstrap`"
-        ) from exc
-    return int(found[0]["index_template"].get("version") or 1)
-
-
 def _finish_rollover(r: redis.Redis, settings: Settings, result: RolloverResult) -> RolloverResult:
     if not result.dry_run:
         metrics.INDEX_ROLLOVERS.labels(outcome=result.outcome).inc()
@@ -174,28 +118,9 @@ def rollover(
     """
     now = now or datetime.now(UTC)
     alias = settings.index_alias
-    policy = _policy(r, settings, INDEX_ROLLOVER, dry_run)
-    if not policy.runs_here:
-        return _finish_rollover(
-            r,
-            settings,
-            RolloverResult(
-                "stood_down",
-                alias,
-                dry_run,
-                "MAILCHAT_LIFECYCLE_OWNER=elasticsearch: native ILM rolls this alias over",
-            ),
-        )
-    lock = lifecycle_lock(r, settings, owner)
-    if not dry_run and not lock.acquire():
-        return _finish_rollover(
-            r,
-            settings,
-            RolloverResult(
-                "locked", alias, False, f"another run holds {lock.key} ({lock.holder()})"
-            ),
-        )
-    try:
+    policy = job_policy(r, settings, INDEX_ROLLOVER, dry_run)
+
+    def body(_lock: RedisLock) -> RolloverResult:
         state = read_state(es, settings, resolve_rollover_times=False)
         refuse_second_owner(state, policy)
         observe_write_index(state, now)
@@ -208,14 +133,19 @@ def rollover(
                 result.message = f"would roll {result.write_index} over to {result.new_index}"
             else:
                 _roll(es, settings, state.write_index, result, version, now)
-    except Exception as exc:
-        if not dry_run:
-            _finish_rollover(r, settings, RolloverResult("failed", alias, False, str(exc)[:500]))
-        raise
-    finally:
-        if not dry_run:
-            lock.release()
-    return _finish_rollover(r, settings, result)
+        return result
+
+    return run_job(
+        r,
+        settings,
+        policy=policy,
+        dry_run=dry_run,
+        owner=owner,
+        make=lambda outcome, message: RolloverResult(outcome, alias, dry_run, message),
+        finish=lambda result: _finish_rollover(r, settings, result),
+        body=body,
+        stood_down="MAILCHAT_LIFECYCLE_OWNER=elasticsearch: native ILM rolls this alias over",
+    )
 
 
 def _evaluate(state: AliasState, policy: Policy, now: datetime, dry_run: bool) -> RolloverResult:
@@ -333,34 +263,10 @@ def retention(
     """Delete the non-write indices behind the alias rolled over more than retention ago."""
     now = now or datetime.now(UTC)
     alias = settings.index_alias
-    policy = _policy(r, settings, INDEX_RETENTION, dry_run)
+    policy = job_policy(r, settings, INDEX_RETENTION, dry_run)
     retention_days = policy.retention.days
-    if not policy.runs_here:
-        return _finish_retention(
-            r,
-            settings,
-            RetentionResult(
-                "stood_down",
-                alias,
-                dry_run,
-                "MAILCHAT_LIFECYCLE_OWNER=elasticsearch: native ILM deletes old indices",
-                retention_days,
-            ),
-        )
-    lock = lifecycle_lock(r, settings, owner)
-    if not dry_run and not lock.acquire():
-        return _finish_retention(
-            r,
-            settings,
-            RetentionResult(
-                "locked",
-                alias,
-                False,
-                f"another run holds {lock.key} ({lock.holder()})",
-                retention_days,
-            ),
-        )
-    try:
+
+    def body(lock: RedisLock) -> RetentionResult:
         state = read_state(es, settings, resolve_rollover_times=True)
         refuse_second_owner(state, policy)
         observe_write_index(state, now)
@@ -388,16 +294,21 @@ def retention(
             result.message = f"{'would delete' if dry_run else 'deleted'} {names}"
         else:
             result.message = f"no index behind {alias} was rolled over before {result.cutoff}"
-    except Exception as exc:
-        if not dry_run:
-            _finish_retention(
-                r, settings, RetentionResult("failed", alias, False, str(exc)[:500], retention_days)
-            )
-        raise
-    finally:
-        if not dry_run:
-            lock.release()
-    return _finish_retention(r, settings, result)
+        return result
+
+    return run_job(
+        r,
+        settings,
+        policy=policy,
+        dry_run=dry_run,
+        owner=owner,
+        make=lambda outcome, message: RetentionResult(
+            outcome, alias, dry_run, message, retention_days
+        ),
+        finish=lambda result: _finish_retention(r, settings, result),
+        body=body,
+        stood_down="MAILCHAT_LIFECYCLE_OWNER=elasticsearch: native ILM deletes old indices",
+    )
 
 
 def _delete_non_write(es: Elasticsearch, settings: Settings, lock: RedisLock, name: str) -> None:

@@ -39,8 +39,9 @@ from elasticsearch import Elasticsearch
 
 from shared.core.locks import RedisLock
 from shared.core.settings import Settings
-from shared.index.lifecycle.jobs import lifecycle_lock, refuse_second_owner, roll_write_index
+from shared.index.lifecycle.jobs import roll_write_index
 from shared.index.lifecycle.policy import LifecycleError, Policy
+from shared.index.lifecycle.runs import refuse_second_owner, run_job
 from shared.index.lifecycle.state import AliasState, IndexInfo, index_name, read_state
 from shared.index.template import TEMPLATE_VERSION, index_meta, template_body
 
@@ -83,28 +84,21 @@ def migrate(
     """
     policy = Policy.from_settings(settings)
     now = now or datetime.now(UTC)
-    body = {**(template if template is not None else template_body(settings))}
-    body["version"] = template_version
+    new_template = {**(template if template is not None else template_body(settings))}
+    new_template["version"] = template_version
     step = on_step or (lambda _step, _index: None)
-    lock = lifecycle_lock(r, settings, owner)
-    if not dry_run and not lock.acquire():
-        return MigrateResult(
-            "locked",
-            settings.index_alias,
-            template_version,
-            False,
-            f"another run holds {lock.key} ({lock.holder()})",
-        )
-    try:
+    alias = settings.index_alias
+
+    def body(lock: RedisLock) -> MigrateResult:
         state = read_state(es, settings, resolve_rollover_times=True)
         refuse_second_owner(state, policy)
         stale = _stale_indices(state, template_version)
         result = MigrateResult(
             "up_to_date",
-            settings.index_alias,
+            alias,
             template_version,
             dry_run,
-            f"every index behind {settings.index_alias} is at template version {template_version}",
+            f"every index behind {alias} is at template version {template_version}",
             steps=[{"source": index.name, "docs": index.docs} for index in stale],
         )
         if dry_run:
@@ -112,17 +106,31 @@ def migrate(
                 result.outcome = "would_migrate"
                 result.message = f"would move {len(stale)} indices to version {template_version}"
             return result
-        es.indices.put_index_template(name=settings.index_template, **body)
+        es.indices.put_index_template(name=settings.index_template, **new_template)
         step("template", settings.index_template)
         if stale:
             _migrate_indices(es, settings, lock, state, stale, template_version, now, step, result)
             result.outcome = "migrated"
             result.message = f"moved {len(result.steps)} indices to version {template_version}"
-        log.info("migrate %s: %s", settings.index_alias, result.message)
         return result
-    finally:
-        if not dry_run:
-            lock.release()
+
+    def finish(result: MigrateResult) -> MigrateResult:
+        if not result.dry_run:
+            log.info("migrate %s: %s (%s)", alias, result.outcome, result.message)
+        return result
+
+    return run_job(
+        r,
+        settings,
+        policy=policy,
+        dry_run=dry_run,
+        owner=owner,
+        make=lambda outcome, message: MigrateResult(
+            outcome, alias, template_version, dry_run, message
+        ),
+        finish=finish,
+        body=body,
+    )
 
 
 def _stale_indices(state: AliasState, version: int) -> list[IndexInfo]:

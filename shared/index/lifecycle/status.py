@@ -9,8 +9,8 @@ import redis
 from elasticsearch import Elasticsearch
 
 from shared.core.settings import Settings
-from shared.index.lifecycle.jobs import last_runs, server_template_version
 from shared.index.lifecycle.policy import LifecycleError, Policy
+from shared.index.lifecycle.runs import last_runs, server_template_version
 from shared.index.lifecycle.state import read_state
 from shared.index.template import TEMPLATE_VERSION
 
