@@ -5,12 +5,16 @@ hash). In a gevent web worker, a hash on the loop stalls every greenlet of
 the process for that long: 16 parallel logins once took ``/healthz`` from
 2 ms to 2.6 s. So under gevent the hash runs on gevent's thread pool
 (``password_hash_threads`` threads; argon2's C code releases the GIL, and
-the calling greenlet yields while it waits). Outside gevent (CLI, Celery,
-tests with Flask's client) there is no loop to protect and it runs inline.
+the calling greenlet yields while it waits). The hashing threads also run
+at a lower CPU priority (nice ``HASH_NICENESS``), so on a busy machine the
+loop's thread wins the CPU and a login flood queues logins, not every other
+request. Outside gevent (CLI, Celery, tests with Flask's client) there is no
+loop to protect and it runs inline.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 from collections.abc import Callable
@@ -27,6 +31,8 @@ _hasher = PasswordHasher()
 # Verifying against this when the email is unknown keeps login timing the same
 # for existing and missing accounts.
 DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+HASH_NICENESS = 10
 
 _pool_lock = threading.Lock()
 _pools: dict[int, Any] = {}
@@ -50,11 +56,21 @@ def _pool(size: int) -> Any:
         return pool
 
 
+def _yielding(func: Callable[..., T], *args: Any) -> T:
+    """Run ``func`` on a pool thread that first lowers its own CPU priority (Linux: per thread;
+    argon2's lane threads inherit it)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        pass
+    return func(*args)
+
+
 def off_loop(settings: Settings, func: Callable[..., T], *args: Any) -> T:
     """``func(*args)`` on the hashing thread pool under gevent, else inline."""
     if settings.password_hash_threads <= 0 or not _gevent_loop_running():
         return func(*args)
-    result: T = _pool(settings.password_hash_threads).apply(func, args)
+    result: T = _pool(settings.password_hash_threads).apply(_yielding, (func, *args))
     return result
 
 

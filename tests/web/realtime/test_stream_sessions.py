@@ -197,7 +197,11 @@ def test_asks_are_one_budget_across_post_sse_and_websocket(web, settings) -> Non
 
 def test_healthz_stays_fast_during_a_login_flood(web, settings) -> None:
     """The issue's finding: 16 parallel logins took /healthz from 2 ms to 2.6 s (argon2 on
-    the gevent loop). Hashing runs on a thread pool now: p95 under 50 ms during the flood."""
+    the gevent loop). Hashing runs on a thread pool now: p95 under 50 ms during the flood.
+
+    The machine is shared, so a round whose p95 misses is measured once more (hashing on
+    the loop misses by seconds, every round: MAILCHAT_PASSWORD_HASH_THREADS=0 shows it).
+    """
     people = [person(settings) for _ in range(16)]
     stop = threading.Event()
     logins: list[int] = []
@@ -209,25 +213,32 @@ def test_healthz_stays_fast_during_a_login_flood(web, settings) -> None:
             )
             logins.append(status)
 
+    def healthz_p95(seconds: float) -> float:
+        latencies = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            with urllib.request.urlopen(f"{web.base}/healthz", timeout=10) as response:
+                assert response.status == 200
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.02)
+        return statistics.quantiles(latencies, n=20)[-1]
+
     threads = [threading.Thread(target=flood, args=p, daemon=True) for p in people]
     for thread in threads:
         thread.start()
     time.sleep(0.5)  # the flood is on
-    latencies = []
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        started = time.perf_counter()
-        with urllib.request.urlopen(f"{web.base}/healthz", timeout=10) as response:
-            assert response.status == 200
-        latencies.append(time.perf_counter() - started)
-        time.sleep(0.02)
+    rounds = []
+    for _ in range(2):
+        rounds.append(healthz_p95(5))
+        if rounds[-1] < 0.050:
+            break
     stop.set()
     for thread in threads:
         thread.join(timeout=20)
-    assert len(logins) >= 16 and set(logins) == {200}, set(logins)
-    p95 = statistics.quantiles(latencies, n=20)[-1]
     print(
-        f"healthz during the flood: {len(latencies)} samples, p95 {p95 * 1000:.1f} ms, "
-        f"median {statistics.median(latencies) * 1000:.1f} ms; {len(logins)} logins"
+        f"healthz p95 during the flood: {[f'{p * 1000:.1f} ms' for p in rounds]}; "
+        f"{len(logins)} logins"
     )
-    assert p95 < 0.050, f"/healthz p95 {p95 * 1000:.0f} ms during the login flood"
+    assert len(logins) >= 16 and set(logins) == {200}, set(logins)
+    assert rounds[-1] < 0.050, f"/healthz p95 {rounds} s during the login flood"
