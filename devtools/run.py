@@ -67,10 +67,17 @@ def prepare_demo(settings: Settings) -> str:
         owner_address=settings.demo_email,
         today=datetime.now(UTC).date(),
         count=settings.demo_message_count,
+        # The whole demo is kept: it spans the retention (mail older than that is not kept).
+        days=min(120, settings.retention_days - 1) if settings.retention_days > 1 else 120,
     )
     stats = import_mbox(es, settings, user.id, mbox_path, refresh=True)
     r.set(flag, datetime.now(UTC).isoformat())
-    return f"demo mailbox imported for {user.email}: {stats.indexed} emails"
+    skipped = (
+        f" ({stats.skipped_expired} older than {settings.retention_days} days not kept)"
+        if stats.skipped_expired
+        else ""
+    )
+    return f"demo mailbox imported for {user.email}: {stats.indexed} emails{skipped}"
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

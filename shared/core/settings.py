@@ -129,7 +129,12 @@ class Settings:
         metadata={"doc": "Roll the write index over once a primary shard is this big (b..tb)"},
     )
     retention_days: int = field(
-        default=90, metadata={"doc": "Delete a non-write index this many days after its rollover"}
+        default=90,
+        metadata={
+            "doc": "Mail older than this (by received_at) is not kept: sync and import skip it, "
+            "questions cannot look further back, the daily retention deletes it; a non-write "
+            "index is deleted this many days after its rollover. 0 keeps everything"
+        },
     )
     lifecycle_owner: str = field(
         default="mailchat",

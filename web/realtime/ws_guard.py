@@ -22,13 +22,48 @@ from shared.identity.sessions import Recheck
 from shared.identity.users import User
 from web.extensions import Services
 
+# The same codes as web.realtime.ws (which imports this module).
+CLOSE_NOT_AUTHENTICATED = 4401
+CLOSE_TRY_LATER = 1013
+
 
 class SocketGuard:
+    """Guards one ``SocketSession`` (duck-typed: ``send``, ``close``, ``advise``, ``run``)."""
+
     def __init__(self, svc: Services, user: User) -> None:
         self.svc, self.user = svc, user
         self.socket_id = secrets.token_hex(8)
         self.recheck = Recheck(svc.redis, svc.settings, user)
         self.slots = SocketSlots(svc.redis, svc.settings, 3 * Recheck.MAX_INTERVAL)
+
+    def run(self, session: Any) -> None:
+        """Run the session in one of the person's socket slots (else advice + 1013)."""
+        session.guard = self
+        if not self.claim():
+            session.advise("overload", 5000)
+            session.close(CLOSE_TRY_LATER, "too_many_sockets", "too many sockets")
+            return
+        try:
+            session.run()
+        finally:
+            self.release()
+
+    def session_over(self, session: Any) -> bool:
+        """Close the session with 4401 if its token expired or was revoked; True if so."""
+        ended = self.ended()
+        if ended is None:
+            return False
+        session.close(CLOSE_NOT_AUTHENTICATED, f"session_{ended}", f"token {ended}")
+        return True
+
+    def frames_over(self, session: Any) -> bool:
+        """Spend one frame; over the budget, send the error frame, close 1013, True."""
+        refusal = self.frame_refusal()
+        if refusal is None:
+            return False
+        session.send(refusal)
+        session.close(CLOSE_TRY_LATER, "rate_limited", "too many frames")
+        return True
 
     def claim(self) -> bool:
         """Take one of the person's socket slots; False when they hold them all."""
