@@ -184,6 +184,10 @@ class RedisKeys:
         """Flag: a sync was asked for while one ran; the running one goes round again."""
         return f"{self.prefix}account:{account_id}:rerun"
 
+    def worker_stopping(self, hostname: str) -> str:
+        """Flag: this Celery worker is shutting down; its long tasks stop after their batch."""
+        return f"{self.prefix}worker:{hostname}:stopping"
+
     def all_accounts(self) -> str:
         """Set: every account id, for the scheduled sync of all accounts."""
         return f"{self.prefix}accounts"
