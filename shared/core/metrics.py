@@ -235,3 +235,17 @@ class RedisBacklogCollector:
         yield depth
         yield dead
         yield up
+
+
+# Rate limits and sessions (issue 10). ``limit`` is one of shared.core.ratelimit.LIMIT_NAMES;
+# ``reason`` one of shared.identity.sessions.END_REASONS. Both fixed vocabularies.
+HTTP_RATE_LIMITED = Counter(
+    "http_rate_limited_total",
+    "Requests, frames and sockets refused by a rate limit (429, or 1013 on WebSockets).",
+    ["limit"],
+)
+STREAM_SESSIONS_ENDED = Counter(
+    "stream_sessions_ended_total",
+    "Open SSE streams and WebSockets closed because their token stopped being valid.",
+    ["transport", "reason"],
+)

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from shared.core.keyfiles import read_or_create
+from shared.core.settings_groups import LimitsSyncAndOperationsSettings
 
 ENV_PREFIX = "MAILCHAT_"
 
@@ -40,7 +41,7 @@ def parse_bool(name: str, value: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(LimitsSyncAndOperationsSettings):
     """Mailchat's configuration. Field name ``foo_bar`` is read from ``MAILCHAT_FOO_BAR``.
 
     Fields marked ``secret`` (and the credentials inside URLs) never appear in
@@ -101,6 +102,37 @@ class Settings:
     )
     demo_message_count: int = field(default=2000, metadata={"doc": "Messages in the demo mailbox"})
     access_token_ttl_seconds: int = field(default=900, metadata={"doc": "Access token lifetime"})
+    # Sessions and login (issue 10).
+    session_max_seconds: int = field(
+        default=30 * 86400,
+        metadata={"doc": "Absolute lifetime of a login session: refreshing cannot extend it"},
+    )
+    session_recheck_seconds: float = field(
+        default=30.0,
+        metadata={"doc": "How often an open SSE stream or WebSocket re-checks its token (<= 30)"},
+    )
+    password_hash_threads: int = field(
+        default=2,
+        metadata={"doc": "Threads hashing passwords off the gevent loop (0 = on the caller)"},
+    )
+    login_free_failures_per_account: int = field(
+        default=5,
+        metadata={"doc": "Wrong passwords for one account before each try must wait"},
+    )
+    login_free_failures_per_ip: int = field(
+        default=20,
+        metadata={"doc": "Wrong passwords from one IP address before each try must wait"},
+    )
+    login_delay_base_seconds: float = field(
+        default=1.0,
+        metadata={"doc": "First wait after the free failures; it doubles with each further one"},
+    )
+    login_delay_max_seconds: float = field(
+        default=900.0, metadata={"doc": "Longest wait a failed login imposes"}
+    )
+    login_failure_memory_seconds: int = field(
+        default=3600, metadata={"doc": "How long failed logins are remembered"}
+    )
 
     # Elasticsearch names fixed by the seed documents.
     index_alias: str = field(
@@ -197,65 +229,6 @@ class Settings:
         default=20,
         metadata={"doc": "Requests per minute one person may send to each /api/ux/* endpoint"},
     )
-    # Mail sync (issue 5): accounts, Gmail, IMAP, uploads, schedules.
-    credentials_key: str = field(
-        default="",
-        metadata={
-            "doc": "Fernet key(s) encrypting mailbox credentials, comma-separated, newest "
-            "first; empty = generated once into DATA_DIR/credentials_key",
-            "secret": True,
-        },
-    )
-    sync_interval_minutes: int = field(
-        default=15, metadata={"doc": "Beat runs mail.sync_all this often (0 = never)"}
-    )
-    sync_time_limit_seconds: int = field(
-        default=3600,
-        metadata={"doc": "Hard limit of one mail.sync_account run; its account lock expires too"},
-    )
-    sync_batch_size: int = field(
-        default=200,
-        metadata={"doc": "Messages per sync batch (the cursor advances after each); Gmail max 50"},
-    )
-    gmail_client_id: str = field(
-        default="", metadata={"doc": "Google OAuth client id (web application); empty = no Gmail"}
-    )
-    gmail_client_secret: str = field(
-        default="", metadata={"doc": "Google OAuth client secret", "secret": True}
-    )
-    gmail_redirect_uri: str = field(
-        default="",
-        metadata={"doc": "OAuth redirect URI; empty = this server's /api/accounts/gmail/callback"},
-    )
-    gmail_backfill_days: int = field(
-        default=365, metadata={"doc": "Days of Gmail history a full sync fetches (0 = all)"}
-    )
-    gmail_quota_units_per_minute: int = field(
-        default=15000,
-        metadata={"doc": "Gmail API quota units one account may spend per minute (Google: 15,000)"},
-    )
-    gmail_max_retries: int = field(
-        default=6, metadata={"doc": "Retries of a rate-limited or failing Gmail API call"}
-    )
-    gmail_pubsub_topic: str = field(
-        default="",
-        metadata={"doc": "Pub/Sub topic for Gmail watch (projects/P/topics/T); empty = no push"},
-    )
-    gmail_push_token: str = field(
-        default="",
-        metadata={"doc": "Secret the Pub/Sub push URL carries as ?token=", "secret": True},
-    )
-    imap_timeout_seconds: float = field(
-        default=60.0, metadata={"doc": "Socket timeout of IMAP connections"}
-    )
-    imap_allow_private_hosts: bool = field(
-        default=False,
-        metadata={"doc": "Allow IMAP accounts on loopback/private addresses (tests, LAN servers)"},
-    )
-    upload_max_bytes: int = field(
-        default=20 * 1024**3,
-        metadata={"doc": "Largest mbox accepted (POST /api/mail/import or /api/uploads)"},
-    )
     # Your own mailbox (issue 11): registration, resumable uploads, the embedded engine's limits.
     registration_enabled: bool = field(
         default=True,
@@ -276,8 +249,7 @@ class Settings:
         metadata={"doc": "Disk space an upload must leave free under DATA_DIR/uploads"},
     )
     upload_stale_hours: int = field(
-        default=24,
-        metadata={"doc": "An unfinished upload untouched this long is deleted"},
+        default=24, metadata={"doc": "An unfinished upload untouched this long is deleted"}
     )
     imap_test_timeout_seconds: float = field(
         default=10.0, metadata={"doc": "Time limit of the IMAP form's Test connection"}
@@ -289,50 +261,6 @@ class Settings:
     embedded_engine_warn_emails: int = field(
         default=10000,
         metadata={"doc": "Warn when a person's mail outgrows the embedded engine (emails)"},
-    )
-    redis_max_connections: int = field(
-        default=64, metadata={"doc": "Redis connections per process (callers queue beyond it)"}
-    )
-    delivery_redeliver_after_seconds: float = field(
-        default=120.0,
-        metadata={"doc": "Re-send a delivery still unsettled after this long (its task was lost)"},
-    )
-    delivery_sweep_seconds: float = field(
-        default=30.0, metadata={"doc": "How often beat sweeps the delivery outbox"}
-    )
-    broker_visibility_timeout_seconds: int = field(
-        default=3600,
-        metadata={"doc": "A task unacknowledged this long (its worker died) is delivered again"},
-    )
-    search_visibility_timeout_seconds: int = field(
-        default=60,
-        metadata={
-            "doc": "The same for a worker consuming only the search queue (make run's "
-            "search worker): an answer interrupted by a dead worker is redelivered this soon; "
-            "must exceed the answer task's hard time limit (30 s)"
-        },
-    )
-    key_prefix: str = field(default="mailchat:", metadata={"doc": "Prefix of every Redis key"})
-    # Operability (issue 13).
-    worker_metrics_port: int = field(
-        default=0,
-        metadata={
-            "doc": "Port of the Celery worker's own /metrics (its own PROMETHEUS_MULTIPROC_DIR, "
-            "wiped at start); 0 = none: the worker shares the web's directory (make run)"
-        },
-    )
-    worker_metrics_host: str = field(
-        default="127.0.0.1", metadata={"doc": "Address the worker's /metrics binds"}
-    )
-    readyz_cache_seconds: float = field(
-        default=3.0, metadata={"doc": "How long /readyz reuses its last result per process"}
-    )
-    readyz_startup_grace_seconds: float = field(
-        default=20.0,
-        metadata={
-            "doc": "After start, failing /readyz checks answer 503 'starting' without "
-            "warnings or failing the readyz_check_up metric"
-        },
     )
 
     @classmethod

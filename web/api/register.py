@@ -28,6 +28,7 @@ from shared.identity.users import (
 )
 from web.errors import ApiError
 from web.extensions import services
+from web.ratelimits import per_ip
 from web.validation import json_body, required_string
 
 bp = Blueprint("register", __name__, url_prefix="/api/auth")
@@ -39,6 +40,7 @@ PASSWORD_RULES = (
 
 
 @bp.post("/register")
+@per_ip("auth", "auth_rate_limit")
 def register() -> Any:
     svc = services()
     if not svc.settings.registration_enabled:

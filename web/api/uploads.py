@@ -28,7 +28,9 @@ from shared.sync import uploads
 from shared.sync.uploads import Upload, UploadError
 from web.api.auth import current_user
 from web.errors import ApiError, queue_errors
+from web.api.mail import _spend_upload_bytes
 from web.extensions import services
+from web.ratelimits import per_user
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,7 @@ def _owned(upload_id: str) -> Upload:
 
 
 @bp.post("")
+@per_user("upload", "upload_rate_limit")
 def create() -> Any:
     _require_tus()
     if request.headers.get("Upload-Defer-Length"):
@@ -126,6 +129,8 @@ def create() -> Any:
     length = _int_header("Upload-Length")
     name = _filename(request.headers.get("Upload-Metadata", ""))
     svc = services()
+    if length <= svc.settings.upload_max_bytes:
+        _spend_upload_bytes(length)  # the daily byte budget, spent when the size is declared
     try:
         upload = uploads.create_upload(svc.redis, svc.settings, current_user().id, length, name)
     except UploadError as exc:
