@@ -79,9 +79,11 @@ def _request(method: str, url: str, body: bytes | None, headers: dict[str, str])
 
 
 def search_seconds(settings: Settings, user_id: str) -> float:
-    es = get_elasticsearch(settings)
+    """Median time of a few full-text questions, as the assistant asks them."""
+    # The embedded engine needs seconds per query at 50k: well past the client's default.
+    es = get_elasticsearch(settings).options(request_timeout=300)
     timings = []
-    for query in SEARCH_QUERIES * 2:
+    for query in SEARCH_QUERIES:
         started = time.perf_counter()
         search_emails(es, settings, user_id, query, 365)
         timings.append(time.perf_counter() - started)
@@ -200,7 +202,7 @@ def bench_mailbox(settings: Settings, workdir: Path) -> list[str]:
     helpers: list[str] = []
     for size in SEARCH_SIZES[:-1]:
         part = workdir / f"search-{size}.mbox"
-        write_mbox(part, owner_address="bench@example.com", today=today, count=size - done)
+        write_mbox(part, owner_address="bench@example.com", today=today, count=size - done, days=60)
         user = create_user(
             r, settings, f"search-{size}-{time.time_ns()}@example.com", "bench password 1"
         )
@@ -211,13 +213,16 @@ def bench_mailbox(settings: Settings, workdir: Path) -> list[str]:
         lines.append(
             f"search on {size:,} emails: median {search_seconds(settings, searcher) * 1000:,.0f} ms"
         )
+        print(" ", lines[-1], flush=True)
         part.unlink()
     es.delete_by_query(
         index=f"{settings.index_alias}-*", query={"terms": {"owner_id": helpers}}, refresh=True
     )
     big = workdir / "takeout-50k.mbox"
     started = time.perf_counter()
-    write_mbox(big, owner_address="bench@example.com", today=today, count=BIG)
+    write_mbox(
+        big, owner_address="bench@example.com", today=today, count=BIG, days=60
+    )  # inside the retention
     print(
         f"  generated {BIG:,} emails ({big.stat().st_size / 1e6:,.0f} MB) in {time.perf_counter() - started:.0f}s"
     )
@@ -226,13 +231,14 @@ def bench_mailbox(settings: Settings, workdir: Path) -> list[str]:
         0,
         f"upload + import of {count:,} emails end to end: {elapsed:.1f}s = {count / elapsed:,.0f} emails/s, worker peak RSS {peak / 2**20:,.0f} MiB",
     )
+    print(" ", lines[0], flush=True)
     total = es.count(index=settings.index_alias)["count"]
     lines.append(f"search on {total:,} emails: median {_any_owner_search(settings) * 1000:,.0f} ms")
     return lines
 
 
 def _any_owner_search(settings: Settings) -> float:
-    es = get_elasticsearch(settings)
+    es = get_elasticsearch(settings).options(request_timeout=300)
     hit = es.search(index=settings.index_alias, size=1, query={"match_all": {}})["hits"]["hits"][0]
     return search_seconds(settings, hit["_source"]["owner_id"])
 

@@ -47,6 +47,7 @@ from shared.sync.providers.base import (
     ProviderError,
     SyncBatch,
 )
+from shared.sync.reports import done_data
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +72,6 @@ class SyncResult:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -334,26 +331,8 @@ def _run_once(
     metrics.MAIL_SYNC_RUNS.labels(provider=account.provider, outcome="ok").inc()
     changed = result.new or result.deleted or result.updated or result.skipped
     if options.announce or changed:
-        text = f"{plural(result.new, 'new email')}" if result.new else "no new emails"
-        if result.partly_read:
-            text += f"; {plural(result.partly_read, 'email')} malformed, kept as far as readable"
-        if result.skipped:
-            text += (
-                f"; {plural(result.skipped, 'email')} older than "
-                f"{settings.retention_days} days not kept"
-            )
-        data = {
-            "account_id": account.id,
-            "provider": account.provider,
-            "new": result.new,
-            "added": result.new,  # the name for it; "new" stays for old clients
-            "deleted": result.deleted,
-            "updated": result.updated,
-            "skipped": result.skipped,
-            "partly_read": result.partly_read,
-            "message_count": accounts.message_count(r, settings, account.id),
-            "text": text,
-        }
+        count = accounts.message_count(r, settings, account.id)
+        data = done_data(account.id, account.provider, result, count, settings.retention_days)
         run.send(EventType.SYNC_DONE, data, "done")
     log.info(
         "account %s synced: %d new, %d deleted, %d relabelled, %d older than retention",

@@ -49,7 +49,7 @@ def _too_large(limit: int) -> ApiError:
     )
 
 
-def _spend_upload_bytes(size: int) -> None:
+def spend_upload_bytes(size: int) -> None:
     """Count ``size`` bytes against the person's daily upload budget; 429 beyond it."""
     svc = services()
     decision = for_settings(svc.settings).spend(
@@ -75,7 +75,7 @@ def upload_mbox() -> Any:
     # Declared bytes are spent before reading them; a body without a length after.
     declared = request.content_length
     if declared:
-        _spend_upload_bytes(declared)
+        spend_upload_bytes(declared)
     if not (request.mimetype or "").startswith("multipart/form-data"):
         raise ApiError(
             400,
@@ -120,7 +120,7 @@ def upload_mbox() -> Any:
     size = partial.stat().st_size
     if not declared:
         try:
-            _spend_upload_bytes(size)
+            spend_upload_bytes(size)
         except ApiError:
             _discard(partial, opened)
             raise

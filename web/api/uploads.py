@@ -27,8 +27,8 @@ from flask import Blueprint, Response, jsonify, request
 from shared.sync import uploads
 from shared.sync.uploads import Upload, UploadError
 from web.api.auth import current_user
+from web.api.mail import spend_upload_bytes
 from web.errors import ApiError, queue_errors
-from web.api.mail import _spend_upload_bytes
 from web.extensions import services
 from web.ratelimits import per_user
 
@@ -130,7 +130,7 @@ def create() -> Any:
     name = _filename(request.headers.get("Upload-Metadata", ""))
     svc = services()
     if length <= svc.settings.upload_max_bytes:
-        _spend_upload_bytes(length)  # the daily byte budget, spent when the size is declared
+        spend_upload_bytes(length)  # the daily byte budget, spent when the size is declared
     try:
         upload = uploads.create_upload(svc.redis, svc.settings, current_user().id, length, name)
     except UploadError as exc:
