@@ -11,7 +11,13 @@ from celery import Celery
 from celery.app import trace
 
 from shared.core.settings import Settings, get_settings
-from shared.core.task_names import ALL_QUEUES, DELIVERY_SWEEP_OUTBOX, QUEUE_SEARCH, TASK_ROUTES
+from shared.core.task_names import (
+    ALL_QUEUES,
+    ASSISTANT_END_OVERDUE,
+    DELIVERY_SWEEP_OUTBOX,
+    QUEUE_SEARCH,
+    TASK_ROUTES,
+)
 from shared.index.lifecycle import beat_schedule as lifecycle_beat_schedule
 from shared.sync.schedule import beat_schedule as mail_beat_schedule
 
@@ -86,6 +92,13 @@ def create_celery(settings: Settings | None = None, *, with_tasks: bool = True) 
     app.conf.beat_schedule["delivery-sweep-outbox"] = {
         "task": DELIVERY_SWEEP_OUTBOX,
         "schedule": settings.delivery_sweep_seconds,
+    }
+    # Questions whose task never ran (or died with its worker) end with an error. A sweep
+    # that waits longer than its interval is superseded by the next one, so they never pile up.
+    app.conf.beat_schedule["assistant-end-overdue"] = {
+        "task": ASSISTANT_END_OVERDUE,
+        "schedule": settings.answer_sweep_seconds,
+        "options": {"expires": settings.answer_sweep_seconds},
     }
     return app
 

@@ -3,34 +3,63 @@
 ``POST /api/chat``, the SSE stream and the WebSocket all ask the same way:
 claim the conversation, append the user's turn to its log (idempotent on the
 client message id), mark it the conversation's active question (which
-cancels any older one still running), and tell the caller whether an answer
-must be enqueued. The worker writes its events with dedup keys derived from
-the same client message id, so a retried request or task never doubles.
+cancels any older one still running), open it (give it the deadline by which
+it must have ended, see ``shared.assistant.ending``), and tell the caller
+whether an answer must be enqueued. The worker writes its events with dedup
+keys derived from the same client message id, so a retried request or task
+never doubles.
+
+The task is sent with ids only: the question's text is already in the
+conversation's log, and task arguments are visible in Flower (and in the
+broker) to anyone on the host.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
+from shared.assistant.ending import answer_task_id, has_ended, open_question
+from shared.assistant.events import (
+    DELTA,
+    DONE,
+    ERROR,
+    HITS,
+    QUESTION,
+    SEARCH,
+    TERMINAL_TYPES,
+    event_key,
+)
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
+from shared.core.task_names import ASSISTANT_ANSWER, SendTask
 from shared.realtime.conversations import claim_conversation
 from shared.realtime.eventlog import Event, EventLog
 
 log = logging.getLogger(__name__)
 
-QUESTION = "question"
-SEARCH = "search"
-HITS = "hits"
-DELTA = "delta"
-DONE = "done"
-ERROR = "error"
-TERMINAL_TYPES = frozenset({DONE, ERROR})
+__all__ = [
+    "DELTA",
+    "DONE",
+    "ERROR",
+    "HITS",
+    "QUESTION",
+    "SEARCH",
+    "TERMINAL_TYPES",
+    "StartedQuestion",
+    "chat_response",
+    "enqueue_answer",
+    "event_key",
+    "is_active",
+    "is_terminal_for",
+    "start_question",
+]
+
 ACTIVE_TTL_SECONDS = 3600
 
 
@@ -45,11 +74,6 @@ class StartedQuestion:
 
 def new_client_message_id() -> str:
     return "m_" + secrets.token_hex(8)
-
-
-def event_key(client_message_id: str, part: str) -> str:
-    """Dedup key of one answer event: stable across retries of the same question."""
-    return f"{client_message_id}:{part}"
 
 
 def start_question(
@@ -79,13 +103,32 @@ def start_question(
         conversation_id=conversation_id,
     )
     keys = RedisKeys(settings.key_prefix)
-    finished = bool(r.exists(keys.dedup(stream, event_key(client_message_id, DONE)))) or bool(
-        r.exists(keys.dedup(stream, event_key(client_message_id, ERROR)))
-    )
+    finished = has_ended(r, settings, conversation_id, client_message_id)
     if not finished:
         r.set(keys.active_question(conversation_id), client_message_id, ex=ACTIVE_TTL_SECONDS)
+        open_question(r, settings, conversation_id, client_message_id, time.time())
     return StartedQuestion(
         conversation_id, client_message_id, appended.id, appended.epoch, needs_answer=not finished
+    )
+
+
+def enqueue_answer(
+    send_task: SendTask, settings: Settings, user_id: str, started: StartedQuestion
+) -> None:
+    """Send ``assistant.answer`` for a started question: ids only, named after the question.
+
+    A question nobody picked up within ``chat_timeout_seconds`` expires (it is
+    dropped, not answered late, and the worker ends it with ``assistant_expired``).
+    """
+    send_task(
+        ASSISTANT_ANSWER,
+        kwargs={
+            "user_id": user_id,
+            "conversation_id": started.conversation_id,
+            "client_message_id": started.client_message_id,
+        },
+        task_id=answer_task_id(started.conversation_id, started.client_message_id),
+        expires=settings.chat_timeout_seconds,
     )
 
 

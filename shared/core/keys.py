@@ -49,6 +49,18 @@ class RedisKeys:
         """String: the client message id being answered; a newer question replaces it (cancel)."""
         return f"{self.prefix}active-question:{conversation_id}"
 
+    def answer_draft(self, stream_key: str, client_message_id: str) -> str:
+        """String (JSON): an answer computed once, so a retried task emits that same answer.
+
+        Below the conversation's stream key, so delete-my-data removes it with the stream.
+        """
+        return f"{stream_key}:draft:{client_message_id}"
+
+    def open_questions(self) -> str:
+        """Sorted set: ``<conversation id>:<client message id>`` -> the question's deadline
+        (unix seconds), until its ``done`` or ``error`` is written; beat ends overdue ones."""
+        return f"{self.prefix}open-questions"
+
     def chat_ticket(self, ticket: str) -> str:
         """String: the user id a single-use SSE ticket was issued to (60 s)."""
         return f"{self.prefix}chat-ticket:{ticket}"

@@ -45,6 +45,7 @@ from typing import Any
 import redis
 from elasticsearch import Elasticsearch
 
+from shared.assistant.ending import forget_conversation
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
 from shared.identity.users import revoke_tokens
@@ -100,6 +101,8 @@ def delete_user_data(
     report.documents += delete_documents_of(es, settings, user_id)
     for conversation_id in conversation_ids:
         report.redis_keys += _delete_conversation(r, keys, conversation_id, report)
+        # Its unanswered questions leave the overdue sweep's set (which names the conversation).
+        forget_conversation(r, settings, conversation_id)
     report.conversations = len(conversation_ids)
     report.redis_keys += _delete_stream(r, keys.user_events(user_id), report)
     report.redis_keys += int(
