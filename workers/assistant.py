@@ -106,7 +106,7 @@ def end_discarded_answer(  # type: ignore[no-untyped-def]
     retry_backoff_max=5,
     retry_jitter=True,
     max_retries=3,
-    soft_time_limit=_limits.answer_soft_time_limit_seconds,
+    soft_time_limit=_limits.answer_soft_time_limit_seconds or None,
     time_limit=_limits.answer_time_limit_seconds,
 )
 def answer(*, user_id: str, conversation_id: str, client_message_id: str, **_legacy: Any) -> str:

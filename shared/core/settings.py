@@ -136,7 +136,8 @@ class Settings:
     answer_soft_time_limit_seconds: float = field(
         default=20.0,
         metadata={
-            "doc": "Soft time limit of one assistant.answer run (ends it: assistant_timeout)"
+            "doc": "Soft time limit of one assistant.answer run (ends it: assistant_timeout); "
+            "0 = none. Must be below the hard limit, which Celery arms only when it fires"
         },
     )
     answer_time_limit_seconds: float = field(
