@@ -47,6 +47,14 @@ def chat() -> Any:
             continue
         if event.type == ERROR:
             metrics.CHAT_REQUESTS.labels(outcome="failed").inc()
+            if event.data.get("retryable"):
+                # Nothing wrong with the question: a worker or the search was not there in time.
+                raise ApiError(
+                    503,
+                    str(event.data.get("code") or "assistant_unavailable"),
+                    str(event.data.get("message") or "The assistant is unavailable; try again."),
+                    retry_after=RETRY_AFTER_SECONDS,
+                )
             raise ApiError(502, "assistant_failed", "The assistant failed to answer; try again.")
         if event.type == DONE:
             record_answer_metrics(event)
