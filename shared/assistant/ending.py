@@ -122,9 +122,17 @@ def open_question(
 def has_ended(
     r: redis.Redis, settings: Settings, conversation_id: str, client_message_id: str
 ) -> bool:
+    """Whether the question has its ``done`` or ``error`` (so a re-send needs no answer).
+
+    Also true for answers ended before the one terminal key, under ``:done``/``:error``.
+    """
     keys = RedisKeys(settings.key_prefix)
     stream = keys.conversation_events(conversation_id)
-    return bool(r.exists(keys.dedup(stream, terminal_key(client_message_id))))
+    parts = (
+        terminal_key(client_message_id),
+        *(event_key(client_message_id, t) for t in (DONE, ERROR)),
+    )
+    return bool(r.exists(*(keys.dedup(stream, part) for part in parts)))
 
 
 def emit(

@@ -19,9 +19,11 @@ import pytest
 
 from devtools.demo_mailbox import write_mbox
 from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.keys import RedisKeys
 from shared.identity.users import create_user
 from shared.index.search import SearchTimedOut, search_emails
 from shared.index.writer import import_mbox
+from shared.realtime.eventlog import EventLog, entry_key
 from tests.conftest import auth_header
 
 pytestmark = pytest.mark.timeout(60)
@@ -62,9 +64,13 @@ def test_second_user_is_answered_within_2s_while_a_300_clause_question_runs(
         )
         results["heavy"] = (response.status_code, response.get_json())
 
+    r = get_redis(settings)
+    heavy_conversations = RedisKeys(settings.key_prefix).user_conversations(heavy.id)
     first = threading.Thread(target=ask_heavy)
     first.start()
-    time.sleep(0.3)  # the heavy question is queued (or already searching)
+    deadline = time.monotonic() + 10
+    while not r.zcard(heavy_conversations) and time.monotonic() < deadline:
+        time.sleep(0.005)  # the heavy question is in its log and its task queued
     started = time.monotonic()
     response = app.test_client().post(
         "/api/chat",
@@ -83,6 +89,21 @@ def test_second_user_is_answered_within_2s_while_a_300_clause_question_runs(
     assert search["query"].split() == HOSTILE.split()[: settings.search_max_terms]
     assert search["ignored_terms"] == HOSTILE.split()[settings.search_max_terms :]
     assert "were ignored" in body["answer"]
+    # The second question was asked while the first was still being answered.
+    events = EventLog(r, settings)
+    second_asked = next(
+        e.id
+        for e in events.read(
+            events.conversation_stream(response.get_json()["conversation_id"])
+        ).events
+        if e.type == "question"
+    )
+    first_done = next(
+        e.id
+        for e in events.read(events.conversation_stream(body["conversation_id"])).events
+        if e.type == "done"
+    )
+    assert entry_key(second_asked) < entry_key(first_done)
 
 
 def test_a_hung_search_server_is_given_up_on_and_the_answer_ends(isolated, blackhole) -> None:
