@@ -126,6 +126,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("elastic_transport").setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so `finally` stops the servers
+    os.environ.setdefault(ENV_PREFIX + "LOG_FORMAT", "plain")  # a terminal, not a log shipper
     settings = Settings.from_env().with_secret_key()
     settings.data_path.mkdir(parents=True, exist_ok=True)
     settings, started = start_missing_servers(settings)

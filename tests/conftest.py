@@ -113,6 +113,26 @@ def make_user(settings: Settings):  # type: ignore[no-untyped-def]
     return _make
 
 
+def user_with_mailbox(  # type: ignore[no-untyped-def]
+    settings: Settings, folder: Path, *, name: str, count: int, password: str = "mailbox-password"
+):
+    """A new user whose generated mailbox of ``count`` realistic emails is imported (and searchable)."""
+    from datetime import date
+
+    from devtools.demo_mailbox import write_mbox
+    from shared.core.clients import get_elasticsearch, get_redis
+    from shared.identity.users import create_user
+    from shared.index.writer import import_mbox
+
+    user = create_user(
+        get_redis(settings), settings, f"{name}-{secrets.token_hex(4)}@example.com", password
+    )
+    path = folder / "mail.mbox"
+    write_mbox(path, owner_address=user.email, today=date.today(), count=count)
+    import_mbox(get_elasticsearch(settings), settings, user.id, path, refresh=True)
+    return user
+
+
 def auth_header(settings: Settings, user) -> dict[str, str]:  # type: ignore[no-untyped-def]
     from shared.identity.users import issue_token
 

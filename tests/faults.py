@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from shared.assistant.asking import StartedQuestion, enqueue_answer, start_question
-from shared.assistant.events import TERMINAL_TYPES
 from shared.core.clients import get_redis
+from shared.core.events import TERMINAL_TYPES
 from shared.core.settings import ENV_PREFIX, Settings
 from shared.realtime.eventlog import Event, EventLog
 from tests.live import start_worker

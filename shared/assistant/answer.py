@@ -15,10 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from elasticsearch import Elasticsearch
-
-from shared.core.settings import Settings
-from shared.index.search import EmailHit, SearchOutcome, search_emails
+from shared.index.search import EmailHit, SearchOutcome
 
 log = logging.getLogger(__name__)
 
@@ -135,24 +132,6 @@ def citation(hit: EmailHit) -> dict[str, Any]:
         "from": _sender(hit),
         "received_at": hit.received_at,
         "snippet": hit.snippet,
-    }
-
-
-def answer_question(
-    es: Elasticsearch, settings: Settings, owner_id: str, question: str, window_days: int
-) -> dict[str, Any]:
-    """Answer one question from ``owner_id``'s mail.
-
-    Returns the chat contract's ``answer``, ``citations`` and ``search``, plus
-    ``elasticsearch_seconds`` for the caller's metrics.
-    """
-    parsed = parse_question(question, window_days)
-    outcome = search_emails(es, settings, owner_id, parsed.keywords, parsed.window_days)
-    return {
-        "answer": compose_answer(outcome),
-        "citations": [citation(hit) for hit in outcome.hits],
-        "search": outcome.description(),
-        "elasticsearch_seconds": outcome.elasticsearch_seconds,
     }
 
 

@@ -24,17 +24,9 @@ from typing import Any
 
 import redis
 
+from shared.assistant.dedup_keys import event_key
 from shared.assistant.ending import answer_task_id, has_ended, open_question
-from shared.assistant.events import (
-    DELTA,
-    DONE,
-    ERROR,
-    HITS,
-    QUESTION,
-    SEARCH,
-    TERMINAL_TYPES,
-    event_key,
-)
+from shared.core.events import TERMINAL_TYPES, EventType
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
 from shared.core.task_names import ASSISTANT_ANSWER, SendTask
@@ -42,23 +34,6 @@ from shared.realtime.conversations import claim_conversation
 from shared.realtime.eventlog import Event, EventLog
 
 log = logging.getLogger(__name__)
-
-__all__ = [
-    "DELTA",
-    "DONE",
-    "ERROR",
-    "HITS",
-    "QUESTION",
-    "SEARCH",
-    "TERMINAL_TYPES",
-    "StartedQuestion",
-    "chat_response",
-    "enqueue_answer",
-    "event_key",
-    "is_active",
-    "is_terminal_for",
-    "start_question",
-]
 
 ACTIVE_TTL_SECONDS = 3600
 
@@ -97,9 +72,9 @@ def start_question(
     stream = events.conversation_stream(conversation_id)
     appended = events.append(
         stream,
-        QUESTION,
+        EventType.QUESTION,
         {"client_message_id": client_message_id, "q": question, "window_days": window_days},
-        dedup_key=event_key(client_message_id, QUESTION),
+        dedup_key=event_key(client_message_id, EventType.QUESTION),
         conversation_id=conversation_id,
     )
     keys = RedisKeys(settings.key_prefix)

@@ -29,7 +29,8 @@ from typing import Any, cast
 
 import redis
 
-from shared.assistant.events import DONE, ERROR, event_key, terminal_key
+from shared.assistant.dedup_keys import event_key, terminal_key
+from shared.core.events import EventType
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
 from shared.core.task_names import ASSISTANT_ANSWER
@@ -83,17 +84,13 @@ QUESTION_MISSING = Failure(
 )
 
 
-def _member(conversation_id: str, client_message_id: str) -> str:
-    return f"{conversation_id}:{client_message_id}"
-
-
 def answer_task_id(conversation_id: str, client_message_id: str) -> str:
     """The ``assistant.answer`` task id of a question (ids hold no ':', so it parses back).
 
     Celery tells a revoked or expired task's signal handler its id but not its
     arguments; naming the task after its question lets that handler end it.
     """
-    return f"{ASSISTANT_ANSWER}:{_member(conversation_id, client_message_id)}"
+    return f"{ASSISTANT_ANSWER}:{conversation_id}:{client_message_id}"
 
 
 def question_of_task(task_id: str) -> tuple[str, str] | None:
@@ -114,7 +111,7 @@ def open_question(
     deadline = now + settings.answer_deadline_seconds
     r.zadd(
         RedisKeys(settings.key_prefix).open_questions(),
-        {_member(conversation_id, client_message_id): deadline},
+        {RedisKeys.open_question_member(conversation_id, client_message_id): deadline},
         gt=True,
     )
 
@@ -130,7 +127,7 @@ def has_ended(
     stream = keys.conversation_events(conversation_id)
     parts = (
         terminal_key(client_message_id),
-        *(event_key(client_message_id, t) for t in (DONE, ERROR)),
+        *(event_key(client_message_id, t) for t in (EventType.DONE, EventType.ERROR)),
     )
     return bool(r.exists(*(keys.dedup(stream, part) for part in parts)))
 
@@ -167,7 +164,7 @@ def end_question(
 
     ``Appended.written`` is False when another writer ended it first.
     """
-    if event_type not in (DONE, ERROR):
+    if event_type not in (EventType.DONE, EventType.ERROR):
         raise ValueError(f"{event_type!r} does not end a question")
     delivery = Delivery(
         "conversation",
@@ -179,7 +176,9 @@ def end_question(
     appended = deliver(r, settings, delivery)
     keys = RedisKeys(settings.key_prefix)
     pipe = r.pipeline(transaction=False)
-    pipe.zrem(keys.open_questions(), _member(conversation_id, client_message_id))
+    pipe.zrem(
+        keys.open_questions(), RedisKeys.open_question_member(conversation_id, client_message_id)
+    )
     pipe.delete(keys.answer_draft(keys.conversation_events(conversation_id), client_message_id))
     pipe.execute()
     return appended
@@ -194,7 +193,7 @@ def fail_question(
 ) -> Appended:
     """End the question with ``error {code, message, retryable}``."""
     appended = end_question(
-        r, settings, conversation_id, client_message_id, ERROR, failure.as_data()
+        r, settings, conversation_id, client_message_id, EventType.ERROR, failure.as_data()
     )
     if appended.written:
         log.warning("question %s ended with %s", client_message_id, failure.code)
@@ -220,11 +219,3 @@ def end_overdue(r: redis.Redis, settings: Settings, now: float) -> int:
         appended = fail_question(r, settings, conversation_id, client_message_id, UNAVAILABLE)
         ended += int(appended.written)
     return ended
-
-
-def forget_conversation(r: redis.Redis, settings: Settings, conversation_id: str) -> int:
-    """Drop a deleted conversation's open questions (delete-my-data); how many."""
-    key = RedisKeys(settings.key_prefix).open_questions()
-    # Conversation ids are letters, digits, '_' and '-': nothing to escape in the pattern.
-    members = [str(m) for m, _ in r.zscan_iter(key, match=f"{conversation_id}:*")]
-    return int(r.zrem(key, *members)) if members else 0

@@ -23,6 +23,7 @@ import redis
 from elasticsearch import Elasticsearch
 
 from shared.assistant.answer import answer_pieces, citation, compose_answer, parse_question
+from shared.assistant.dedup_keys import event_key, terminal_key
 from shared.assistant.ending import (
     QUESTION_MISSING,
     SEARCH_TIMED_OUT,
@@ -30,7 +31,7 @@ from shared.assistant.ending import (
     end_question,
     fail_question,
 )
-from shared.assistant.events import DELTA, DONE, HITS, QUESTION, SEARCH, event_key, terminal_key
+from shared.core.events import EventType
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
 from shared.index.search import SearchTimedOut, search_emails
@@ -83,7 +84,7 @@ def load_question(
     """The question event of ``client_message_id``, found through its dedup key."""
     events = EventLog(r, settings)
     stream = events.conversation_stream(conversation_id)
-    entry_id = r.get(events.keys.dedup(stream, event_key(client_message_id, QUESTION)))
+    entry_id = r.get(events.keys.dedup(stream, event_key(client_message_id, EventType.QUESTION)))
     if not entry_id:
         return None
     read = events.read(stream, after=position_before(str(entry_id)), count=1)
@@ -139,11 +140,11 @@ def _state(r: redis.Redis, settings: Settings, asked: AskedQuestion) -> Outcome 
 def answer_parts(draft: Draft) -> list[tuple[str, str, dict[str, Any]]]:
     """The draft as ``(event type, part, data)``: search, hits, then the text in pieces."""
     parts: list[tuple[str, str, dict[str, Any]]] = [
-        (SEARCH, "search", {"search": draft.search}),
-        (HITS, "hits", {"citations": draft.citations}),
+        (EventType.SEARCH, "search", {"search": draft.search}),
+        (EventType.HITS, "hits", {"citations": draft.citations}),
     ]
     for number, piece in enumerate(answer_pieces(draft.answer)):
-        parts.append((DELTA, f"delta:{number}", {"text": piece, "index": number}))
+        parts.append((EventType.DELTA, f"delta:{number}", {"text": piece, "index": number}))
     return parts
 
 
@@ -186,8 +187,8 @@ def run_answer(
         return state
     if state is Outcome.CANCELLED:
         cancelled = {"cancelled": True, "answer": "", "citations": [], "search": {}}
-        end_question(r, settings, conversation_id, client_message_id, DONE, cancelled)
+        end_question(r, settings, conversation_id, client_message_id, EventType.DONE, cancelled)
         return state
     done = {"cancelled": False, **asdict(draft)}
-    end_question(r, settings, conversation_id, client_message_id, DONE, done)
+    end_question(r, settings, conversation_id, client_message_id, EventType.DONE, done)
     return Outcome.ANSWERED

@@ -57,9 +57,14 @@ class RedisKeys:
         return f"{stream_key}:draft:{client_message_id}"
 
     def open_questions(self) -> str:
-        """Sorted set: ``<conversation id>:<client message id>`` -> the question's deadline
-        (unix seconds), until its ``done`` or ``error`` is written; beat ends overdue ones."""
+        """Sorted set: ``open_question_member`` -> the question's deadline (unix seconds),
+        until its ``done`` or ``error`` is written; beat ends overdue ones."""
         return f"{self.prefix}open-questions"
+
+    @staticmethod
+    def open_question_member(conversation_id: str, client_message_id: str) -> str:
+        """A question in ``open_questions``; ``<conversation id>:*`` matches a conversation's."""
+        return f"{conversation_id}:{client_message_id}"
 
     def chat_ticket(self, ticket: str) -> str:
         """String: the user id a single-use SSE ticket was issued to (60 s)."""

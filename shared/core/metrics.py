@@ -11,6 +11,8 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from shared.core.events import ControlType, EventType
+
 ASSISTANT_TOOL_QUERIES = Counter(
     "assistant_tool_queries_total",
     "Searches the assistant ran, by window bucket and whether anything matched.",
@@ -129,24 +131,7 @@ MAIL_SYNC_BACKOFFS = Counter(
 )
 
 # Event types are a fixed vocabulary; anything else is counted as "other".
-KNOWN_FRAME_TYPES = frozenset(
-    {
-        "question",
-        "search",
-        "hits",
-        "delta",
-        "done",
-        "error",
-        "ready",
-        "reset",
-        "pong",
-        "ping",
-        "advice",
-        "notification",
-        "sync.progress",
-        "sync.done",
-    }
-)
+KNOWN_FRAME_TYPES = frozenset({*EventType, *ControlType})
 
 
 def frame_label(frame_type: str) -> str:

@@ -61,6 +61,13 @@ class Settings:
     data_dir: str = field(
         default=".data", metadata={"doc": "Local state: Redis AOF, noida-db data, keys"}
     )
+    log_format: str = field(
+        default="json",
+        metadata={
+            "doc": "Log lines: `json` (one object per line, for shippers) or `plain`; make run uses plain"
+        },
+    )
+    log_level: str = field(default="INFO", metadata={"doc": "Lowest level logged"})
 
     # Secrets and accounts.
     secret_key: str = field(

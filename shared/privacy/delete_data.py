@@ -45,8 +45,8 @@ from typing import Any
 import redis
 from elasticsearch import Elasticsearch
 
-from shared.assistant.ending import forget_conversation
 from shared.core.keys import RedisKeys
+from shared.core.logs import user_hash
 from shared.core.settings import Settings
 from shared.identity.users import revoke_tokens
 from shared.sync.documents import delete_user_accounts
@@ -101,8 +101,6 @@ def delete_user_data(
     report.documents += delete_documents_of(es, settings, user_id)
     for conversation_id in conversation_ids:
         report.redis_keys += _delete_conversation(r, keys, conversation_id, report)
-        # Its unanswered questions leave the overdue sweep's set (which names the conversation).
-        forget_conversation(r, settings, conversation_id)
     report.conversations = len(conversation_ids)
     report.redis_keys += _delete_stream(r, keys.user_events(user_id), report)
     report.redis_keys += int(
@@ -125,7 +123,7 @@ def delete_user_data(
         report.tokens_revoked = True
     else:
         report.tokens_revoked = revoke_tokens(r, settings, user_id) > 0
-    log.info("deleted the data of %s: %s", user_id, report.as_dict())
+    log.info("deleted the data of %s: %s", user_hash(user_id), report.as_dict())
     return report
 
 
@@ -158,6 +156,11 @@ def _delete_conversation(
 ) -> int:
     removed = int(r.delete(keys.conversation_owner(conversation_id)))
     removed += int(r.delete(keys.active_question(conversation_id)))
+    # Its unanswered questions leave the overdue-answer sweep's set, which names them.
+    pattern = keys.open_question_member(glob_escape(conversation_id), "*")
+    members = [str(m) for m, _ in r.zscan_iter(keys.open_questions(), match=pattern)]
+    if members:
+        r.zrem(keys.open_questions(), *members)
     return removed + _delete_stream(r, keys.conversation_events(conversation_id), report)
 
 

@@ -28,6 +28,7 @@ import redis
 from elasticsearch import Elasticsearch
 
 from shared.core import metrics
+from shared.core.events import EventType
 from shared.core.keys import RedisKeys
 from shared.core.locks import RedisLock
 from shared.core.settings import Settings
@@ -260,7 +261,7 @@ class _Run:
             "text": text,
         }
         accounts.update(self.redis, self.settings, self.account.id, progress=data)
-        self.send("sync.progress", data, f"progress:{self.progress_sent}")
+        self.send(EventType.SYNC_PROGRESS, data, f"progress:{self.progress_sent}")
 
     def send(self, event_type: str, data: dict[str, Any], what: str) -> None:
         if self.notify is None:
@@ -388,7 +389,7 @@ def _run_once(
             "message_count": accounts.message_count(r, settings, account.id),
             "text": text,
         }
-        run.send("sync.done", data, "done")
+        run.send(EventType.SYNC_DONE, data, "done")
     log.info(
         "account %s synced: %d new, %d deleted, %d relabelled",
         account.id,
@@ -424,5 +425,7 @@ def _failed(
     metrics.MAIL_SYNC_RUNS.labels(provider=account.provider, outcome=outcome).inc()
     run.result.outcome = outcome
     run.result.message = message
-    run.send("sync.error", {"account_id": account.id, "state": state, "text": message}, "error")
+    run.send(
+        EventType.SYNC_ERROR, {"account_id": account.id, "state": state, "text": message}, "error"
+    )
     return run.result

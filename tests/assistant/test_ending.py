@@ -15,7 +15,7 @@ import time
 import pytest
 
 from celery_app import create_celery
-from shared.assistant.ending import answer_task_id, forget_conversation
+from shared.assistant.ending import answer_task_id
 from shared.core.clients import get_redis
 from shared.core.keys import RedisKeys
 from shared.core.task_names import ASSISTANT_END_OVERDUE
@@ -160,6 +160,12 @@ def test_overdue_sweep_ends_questions_whose_task_was_lost(settings, celery_worke
     assert not r.exists(keys.conversation_events(deleted.conversation_id))
     member = f"{deleted.conversation_id}:{deleted.client_message_id}"
     assert r.zscore(keys.open_questions(), member) is None
-    # Delete-my-data forgets open questions at once.
+    # Delete-my-data forgets the person's open questions at once.
+    from shared.core.clients import get_elasticsearch
+    from shared.privacy.delete_data import delete_user_data
+
     gone = record()
-    assert forget_conversation(r, settings, gone.conversation_id) == 1
+    member = f"{gone.conversation_id}:{gone.client_message_id}"
+    assert r.zscore(keys.open_questions(), member) is not None
+    delete_user_data(get_elasticsearch(settings), r, settings, owner)
+    assert r.zscore(keys.open_questions(), member) is None

@@ -6,19 +6,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from datetime import date
 from pathlib import Path
 
 import pytest
 
-from devtools.demo_mailbox import write_mbox
 from shared.core import ratelimit
 from shared.core.clients import get_elasticsearch, get_redis
 from shared.core.user_agents import USER_AGENT_TYPES, user_agent_type
 from shared.identity.users import issue_token, revoke_tokens
 from shared.index.search import search_emails
-from shared.index.writer import import_mbox
-from tests.conftest import auth_header
+from tests.conftest import auth_header, user_with_mailbox
 
 
 def metric_value(client, name: str, labels: str = "") -> float:  # type: ignore[no-untyped-def]
@@ -31,15 +28,8 @@ def metric_value(client, name: str, labels: str = "") -> float:  # type: ignore[
 
 @pytest.fixture(scope="module")
 def owner_with_mail(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
-    from shared.identity.users import create_user
-
-    user = create_user(
-        get_redis(settings), settings, f"viewer-{time.time_ns()}@example.com", "viewer-password"
-    )
-    path = Path(tmp_path_factory.mktemp("viewer")) / "mail.mbox"
-    write_mbox(path, owner_address=user.email, today=date.today(), count=20)
-    import_mbox(get_elasticsearch(settings), settings, user.id, path, refresh=True)
-    return user
+    folder = Path(tmp_path_factory.mktemp("viewer"))
+    return user_with_mailbox(settings, folder, name="viewer", count=20, password="viewer-password")
 
 
 # --- the page --------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +22,13 @@ if _reason:
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright  # noqa: E402
 
 from celery_app import create_celery  # noqa: E402
-from devtools.demo_mailbox import write_mbox  # noqa: E402
 from devtools.servers import free_port  # noqa: E402
 from shared.assistant.asking import start_question  # noqa: E402
-from shared.core.clients import get_elasticsearch, get_redis  # noqa: E402
+from shared.core.clients import get_redis  # noqa: E402
 from shared.core.task_names import ASSISTANT_ANSWER  # noqa: E402
 from shared.core.user_agents import user_agent_type  # noqa: E402
-from shared.identity.users import create_user  # noqa: E402
-from shared.index.writer import import_mbox  # noqa: E402
 from shared.realtime.eventlog import EventLog  # noqa: E402
+from tests.conftest import user_with_mailbox  # noqa: E402
 from tests.live import WebInstance, http, start_web  # noqa: E402
 
 WAIT_MS = 30_000
@@ -53,13 +50,8 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def person(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
     """A person with 300 realistic emails over the last months."""
-    user = create_user(
-        get_redis(settings), settings, f"e2e-{secrets.token_hex(4)}@example.com", PASSWORD
-    )
-    path = Path(tmp_path_factory.mktemp("e2e")) / "mail.mbox"
-    write_mbox(path, owner_address=user.email, today=date.today(), count=300)
-    import_mbox(get_elasticsearch(settings), settings, user.id, path, refresh=True)
-    return user
+    folder = Path(tmp_path_factory.mktemp("e2e"))
+    return user_with_mailbox(settings, folder, name="e2e", count=300, password=PASSWORD)
 
 
 @pytest.fixture(scope="module")

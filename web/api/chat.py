@@ -13,8 +13,9 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from shared.assistant.asking import DONE, ERROR, chat_response
+from shared.assistant.asking import chat_response
 from shared.core import metrics
+from shared.core.events import EventType
 from shared.identity.tickets import issue_ticket
 from shared.realtime.eventlog import EventLog, position_before
 from web.api.auth import current_user
@@ -45,7 +46,7 @@ def chat() -> Any:
     ):
         if event is None or event.data.get("client_message_id") != started.client_message_id:
             continue
-        if event.type == ERROR:
+        if event.type == EventType.ERROR:
             metrics.CHAT_REQUESTS.labels(outcome="failed").inc()
             if event.data.get("retryable"):
                 # Nothing wrong with the question: a worker or the search was not there in time.
@@ -56,7 +57,7 @@ def chat() -> Any:
                     retry_after=RETRY_AFTER_SECONDS,
                 )
             raise ApiError(502, "assistant_failed", "The assistant failed to answer; try again.")
-        if event.type == DONE:
+        if event.type == EventType.DONE:
             record_answer_metrics(event)
             metrics.CHAT_REQUESTS.labels(outcome="answered").inc()
             return jsonify(chat_response(started.conversation_id, event))

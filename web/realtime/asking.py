@@ -8,13 +8,13 @@ from typing import Any
 
 from shared.assistant.answer import MAX_WINDOW_DAYS, MIN_WINDOW_DAYS
 from shared.assistant.asking import (
-    DONE,
     StartedQuestion,
     enqueue_answer,
     is_terminal_for,
     start_question,
 )
 from shared.core import metrics
+from shared.core.events import EventType
 from shared.identity.users import User
 from shared.realtime.conversations import ConversationNotFound
 from shared.realtime.eventlog import Event
@@ -116,7 +116,7 @@ def follow(
 
 def record_answer_metrics(event: Event) -> None:
     """Count a finished answer's search once, in the process that asked for it."""
-    if event.type != DONE or event.data.get("cancelled"):
+    if event.type != EventType.DONE or event.data.get("cancelled"):
         return
     search = event.data.get("search") or {}
     if "window_days" in search:

@@ -19,6 +19,7 @@ from flask import Blueprint, Response, request, stream_with_context
 
 from shared.assistant.asking import is_terminal_for
 from shared.core import metrics
+from shared.core.events import ControlType, EventType
 from shared.realtime.conversations import owns_conversation
 from shared.realtime.eventlog import Event, EventLog, is_entry_id, position_before
 from web.api.auth import current_user
@@ -87,7 +88,7 @@ def chat_stream() -> Any:
         unanswered_deadline = time.monotonic() + svc.settings.chat_timeout_seconds
         yield f"retry: {svc.settings.sse_retry_ms}\n\n"
         yield sse_control(
-            "ready",
+            ControlType.READY,
             {
                 "conversation_id": started.conversation_id,
                 "epoch": started.epoch,
@@ -104,7 +105,7 @@ def chat_stream() -> Any:
                 if not answering and time.monotonic() > unanswered_deadline:
                     # No worker took the question (it expires unanswered): say so, like POST does.
                     yield sse_control(
-                        "error",
+                        ControlType.ERROR,
                         {
                             "code": "assistant_unavailable",
                             "message": "No assistant worker answered in time; try again.",
@@ -114,14 +115,14 @@ def chat_stream() -> Any:
                     return
                 yield ": ping\n\n"
                 continue
-            if event.type != "question":
+            if event.type != EventType.QUESTION:
                 answering = True
             if is_terminal_for(event, started.client_message_id):
                 finished = True
                 record_answer_metrics(event)
             yield sse_event(event)
         if not finished:
-            yield sse_control("reconnect", {"reason": "server restarting"})
+            yield sse_control(ControlType.RECONNECT, {"reason": "server restarting"})
 
     return sse_response(body())
 
@@ -148,12 +149,14 @@ def conversation_stream(conversation_id: str) -> Any:
         position = events.read(stream, after=after, epoch=epoch, count=1)
         if position.reset:
             yield sse_control(
-                "reset", {"conversation_id": conversation_id, "epoch": position.epoch}
+                ControlType.RESET, {"conversation_id": conversation_id, "epoch": position.epoch}
             )
             return
-        yield sse_control("ready", {"conversation_id": conversation_id, "epoch": position.epoch})
+        yield sse_control(
+            ControlType.READY, {"conversation_id": conversation_id, "epoch": position.epoch}
+        )
         for event in follow(stream, after, idle_seconds=svc.settings.sse_ping_seconds):
             yield ": ping\n\n" if event is None else sse_event(event)
-        yield sse_control("reconnect", {"reason": "server restarting"})
+        yield sse_control(ControlType.RECONNECT, {"reason": "server restarting"})
 
     return sse_response(body())

@@ -22,6 +22,7 @@ from flask_sock import ConnectionClosed, Sock
 
 from shared.assistant.asking import is_terminal_for
 from shared.core import metrics
+from shared.core.events import ControlType
 from shared.core.settings import Settings
 from shared.identity.users import TokenError, User, verify_token
 from shared.realtime.conversations import owns_conversation
@@ -117,7 +118,12 @@ class SocketSession:
     def advise(self, why: str, retry_after_ms: int) -> None:
         metrics.WS_RECONNECT_ADVICE.labels(why=why).inc()
         self.send(
-            {"type": "advice", "why": why, "reconnect": True, "retry_after_ms": retry_after_ms}
+            {
+                "type": ControlType.ADVICE,
+                "why": why,
+                "reconnect": True,
+                "retry_after_ms": retry_after_ms,
+            }
         )
 
     # --- following streams -------------------------------------------------------
@@ -156,7 +162,7 @@ class SocketSession:
                 now = time.monotonic()
                 if self.ping_sent_at is None and now - self.last_pong >= settings.ws_ping_seconds:
                     self.ping_sent_at = now
-                    self.send({"type": "ping"})
+                    self.send({"type": ControlType.PING})
                 if (
                     self.ping_sent_at is not None
                     and now - self.ping_sent_at > settings.ws_pong_timeout_seconds
@@ -182,7 +188,7 @@ class SocketSession:
             except FrameError as error:
                 self.send(
                     {
-                        "type": "error",
+                        "type": ControlType.ERROR,
                         "code": error.code,
                         "message": error.message,
                         "field": error.field,
@@ -191,7 +197,7 @@ class SocketSession:
             except ApiError as error:
                 self.send(
                     {
-                        "type": "error",
+                        "type": ControlType.ERROR,
                         "code": error.code,
                         "message": error.message,
                         "field": error.field,
@@ -206,9 +212,9 @@ class SocketSession:
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             raise FrameError("invalid_frame", "Frames need a string 'type'.", "type")
         kind = frame["type"]
-        if kind == "ping":
-            self.send({"type": "pong"})
-        elif kind == "pong":
+        if kind == ControlType.PING:
+            self.send({"type": ControlType.PONG})
+        elif kind == ControlType.PONG:
             self.last_pong, self.ping_sent_at = time.monotonic(), None
         elif kind == "chat.send":
             self.chat_send(frame)
@@ -243,7 +249,11 @@ class SocketSession:
         if position.reset:
             metrics.EVENT_LOG_RESETS.inc()
             self.send(
-                {"type": "reset", "conversation_id": conversation_id, "epoch": position.epoch}
+                {
+                    "type": ControlType.RESET,
+                    "conversation_id": conversation_id,
+                    "epoch": position.epoch,
+                }
             )
             return
         self.follow(stream, after)
@@ -252,7 +262,7 @@ class SocketSession:
         user_stream = self.events.user_stream(self.user.id)
         self.send(
             {
-                "type": "ready",
+                "type": ControlType.READY,
                 "user_id": self.user.id,
                 "notifications_epoch": self.events.epoch(user_stream),
                 "heartbeat_seconds": self.svc.settings.ws_ping_seconds,
@@ -322,7 +332,12 @@ def websocket(ws: Any) -> None:
         metrics.WS_RECONNECT_ADVICE.labels(why="overload").inc()
         ws.send(
             json.dumps(
-                {"type": "advice", "why": "overload", "reconnect": True, "retry_after_ms": 5000}
+                {
+                    "type": ControlType.ADVICE,
+                    "why": "overload",
+                    "reconnect": True,
+                    "retry_after_ms": 5000,
+                }
             )
         )
         ws.close(reason=CLOSE_TRY_LATER, message="overloaded")

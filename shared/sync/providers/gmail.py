@@ -40,7 +40,6 @@ CURSOR_FIELD = "gmail"
 HISTORY_TYPES = ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"]
 LIST_PAGE_SIZE = 500
 HIDDEN = {"SPAM", "TRASH"}  # mail there is not the person's mail any more: not indexed
-LABEL_UPDATES_PER_BATCH = 500
 
 
 class HistoryExpired(Exception):

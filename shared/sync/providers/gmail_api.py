@@ -47,8 +47,6 @@ BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 64.0
 RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 
-HttpFactory = Callable[[Credentials], Any]
-
 
 class OAuthError(Exception):
     """Google refused an authorization code (expired, reused, wrong redirect URI)."""

@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from devtools.demo_mailbox import write_mbox
-from shared.core.clients import get_elasticsearch
-from shared.index.writer import import_mbox
-from tests.conftest import auth_header
+from tests.conftest import auth_header, user_with_mailbox
 from tests.faults import blackhole, isolated  # noqa: F401
 
 
 @pytest.fixture(scope="module")
 def demo_user(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
     """A user with the demo mailbox imported."""
-    import secrets
-
-    from shared.core.clients import get_redis
-    from shared.identity.users import create_user
-
-    user = create_user(
-        get_redis(settings), settings, f"demo-{secrets.token_hex(4)}@example.com", "demo-pass-123"
-    )
-    path = Path(tmp_path_factory.mktemp("demo")) / "demo.mbox"
-    write_mbox(path, owner_address=user.email, today=date.today(), count=2000)
-    import_mbox(get_elasticsearch(settings), settings, user.id, path, refresh=True)
-    return user
+    folder = Path(tmp_path_factory.mktemp("demo"))
+    return user_with_mailbox(settings, folder, name="demo", count=2000, password="demo-pass-123")
 
 
 def ask(client, settings, user, **body):  # type: ignore[no-untyped-def]

@@ -6,18 +6,16 @@ import dataclasses
 import json
 import secrets
 import time
-from datetime import date
 from pathlib import Path
 
 import pytest
 
-from devtools.demo_mailbox import write_mbox
 from shared.assistant.asking import start_question
-from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.clients import get_redis
 from shared.core.task_names import ASSISTANT_ANSWER
-from shared.identity.users import create_user, issue_token
-from shared.index.writer import import_mbox
+from shared.identity.users import issue_token
 from shared.realtime.eventlog import EventLog
+from tests.conftest import user_with_mailbox
 from tests.live import SseReader, http, start_web
 
 
@@ -30,13 +28,8 @@ def web(session_dir, settings, celery_worker):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def mailbox_user(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
-    user = create_user(
-        get_redis(settings), settings, f"sse-{secrets.token_hex(4)}@example.com", "sse-password"
-    )
-    path = Path(tmp_path_factory.mktemp("sse")) / "mail.mbox"
-    write_mbox(path, owner_address=user.email, today=date.today(), count=300)
-    import_mbox(get_elasticsearch(settings), settings, user.id, path, refresh=True)
-    return user
+    folder = Path(tmp_path_factory.mktemp("sse"))
+    return user_with_mailbox(settings, folder, name="sse", count=300, password="sse-password")
 
 
 def bearer(settings, user) -> dict[str, str]:  # type: ignore[no-untyped-def]

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import secrets
-from datetime import date
 from pathlib import Path
 
 import pytest
 
-from devtools.demo_mailbox import write_mbox
-from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.clients import get_redis
 from shared.core.task_names import DELIVERY_DELIVER
-from shared.identity.users import create_user, issue_token
-from shared.index.writer import import_mbox
+from shared.identity.users import issue_token
+from tests.conftest import user_with_mailbox
 from tests.live import start_web
 from tests.wsclient import WsClient
 
@@ -29,13 +27,8 @@ def web(session_dir, settings, celery_worker):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def user(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
-    created = create_user(
-        get_redis(settings), settings, f"ws-{secrets.token_hex(4)}@example.com", "ws-password"
-    )
-    path = Path(tmp_path_factory.mktemp("ws")) / "mail.mbox"
-    write_mbox(path, owner_address=created.email, today=date.today(), count=200)
-    import_mbox(get_elasticsearch(settings), settings, created.id, path, refresh=True)
-    return created
+    folder = Path(tmp_path_factory.mktemp("ws"))
+    return user_with_mailbox(settings, folder, name="ws", count=200, password="ws-password")
 
 
 def connect(web, settings, who) -> WsClient:  # type: ignore[no-untyped-def]

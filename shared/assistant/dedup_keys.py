@@ -1,4 +1,4 @@
-"""The answer's event types and dedup keys: the vocabulary every writer of an answer shares.
+"""Dedup keys of an answer's events: the one rule every writer of an answer shares.
 
 Events of one answer are deduplicated by ``<client message id>:<part>``, so a
 retried request, task or sweep writes each part at most once. The end of an
@@ -8,13 +8,6 @@ first, ``done`` or ``error``, ends it, and every later writer is a no-op.
 
 from __future__ import annotations
 
-QUESTION = "question"
-SEARCH = "search"
-HITS = "hits"
-DELTA = "delta"
-DONE = "done"
-ERROR = "error"
-TERMINAL_TYPES = frozenset({DONE, ERROR})
 TERMINAL_PART = "end"
 
 
