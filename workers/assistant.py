@@ -22,7 +22,8 @@ from shared.assistant.ending import (
     EXPIRED,
     FAILED,
     REVOKED,
-    SERVERS_UNAVAILABLE,
+    SEARCH_UNAVAILABLE,
+    STORAGE_UNAVAILABLE,
     TIMED_OUT,
     Failure,
     end_overdue,
@@ -46,8 +47,10 @@ def failure_for(exc: BaseException) -> Failure:
     """The ``error`` a question ends with when its task fails with ``exc``."""
     if isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
         return TIMED_OUT
-    if isinstance(exc, RETRIED):
-        return SERVERS_UNAVAILABLE  # its retries are spent
+    if isinstance(exc, ESConnectionError):
+        return SEARCH_UNAVAILABLE  # through every retry
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        return STORAGE_UNAVAILABLE  # written once Redis is back, else by the sweep
     return FAILED
 
 

@@ -55,8 +55,11 @@ class Failure:
 
 
 FAILED = Failure("assistant_failed", "The assistant failed to answer.", retryable=False)
-SERVERS_UNAVAILABLE = Failure(
-    "search_unavailable", "The mail search is unavailable right now; try again.", retryable=True
+SEARCH_UNAVAILABLE = Failure(
+    "search_unavailable", "The search engine is unreachable; try again.", retryable=True
+)
+STORAGE_UNAVAILABLE = Failure(
+    "storage_unavailable", "The conversation store is unreachable; try again.", retryable=True
 )
 TIMED_OUT = Failure(
     "assistant_timeout", "The assistant took too long to answer; try again.", retryable=True

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("chat", __name__, url_prefix="/api")
 
+# Error codes a worker writes when a server was down, not when the answer itself failed.
+RETRYABLE_CODES = frozenset({"search_unavailable", "storage_unavailable"})
+
 
 @bp.post("/chat")
 def chat() -> Any:
@@ -48,8 +51,8 @@ def chat() -> Any:
             continue
         if event.type == EventType.ERROR:
             metrics.CHAT_REQUESTS.labels(outcome="failed").inc()
-            if event.data.get("retryable"):
-                # Nothing wrong with the question: a worker or the search was not there in time.
+            if event.data.get("retryable") or event.data.get("code") in RETRYABLE_CODES:
+                # A server the answer needs is down: the client may simply retry later.
                 raise ApiError(
                     503,
                     str(event.data.get("code") or "assistant_unavailable"),
