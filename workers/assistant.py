@@ -54,10 +54,15 @@ def failure_for(exc: BaseException) -> Failure:
     return FAILED
 
 
-def _question(task_id: str | None, kwargs: Any) -> tuple[str, str] | None:
+def _question(task_id: str | None, kwargs: Any) -> tuple[str, str, int] | None:
     found = question_of_task(task_id or "")
     if found is None and isinstance(kwargs, dict) and "client_message_id" in kwargs:
-        found = (str(kwargs.get("conversation_id")), str(kwargs["client_message_id"]))
+        attempt = kwargs.get("attempt", 0)
+        found = (
+            str(kwargs.get("conversation_id")),
+            str(kwargs["client_message_id"]),
+            attempt if isinstance(attempt, int) else 0,
+        )
     return found
 
 
@@ -68,7 +73,10 @@ def _fail(task_id: str | None, kwargs: Any, failure: Failure) -> None:
         return
     settings = get_settings()
     try:
-        fail_question(get_redis(settings), settings, *question, failure)
+        conversation_id, client_message_id, attempt = question
+        fail_question(
+            get_redis(settings), settings, conversation_id, client_message_id, failure, attempt
+        )
     except redis.RedisError as exc:
         # Redis is what failed; the overdue sweep ends the question once it is back.
         log.warning("could not end question of task %s (%s): %r", task_id, failure.code, exc)
@@ -112,7 +120,14 @@ def end_discarded_answer(  # type: ignore[no-untyped-def]
     soft_time_limit=_limits.answer_soft_time_limit_seconds or None,
     time_limit=_limits.answer_time_limit_seconds,
 )
-def answer(*, user_id: str, conversation_id: str, client_message_id: str, **_legacy: Any) -> str:
+def answer(
+    *,
+    user_id: str,
+    conversation_id: str,
+    client_message_id: str,
+    attempt: int = 0,
+    **_legacy: Any,
+) -> str:
     """Search ``user_id``'s mail and append the answer's events to the conversation log.
 
     ``_legacy`` absorbs the ``question`` and ``window_days`` that messages queued
@@ -126,6 +141,7 @@ def answer(*, user_id: str, conversation_id: str, client_message_id: str, **_leg
         user_id=user_id,
         conversation_id=conversation_id,
         client_message_id=client_message_id,
+        attempt=attempt,
     )
     return outcome.value
 

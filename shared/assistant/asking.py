@@ -25,13 +25,13 @@ from typing import Any
 import redis
 
 from shared.assistant.dedup_keys import event_key
-from shared.assistant.ending import answer_task_id, has_ended, open_question
+from shared.assistant.ending import answer_task_id, end_of, open_question
 from shared.core.events import TERMINAL_TYPES, EventType
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
 from shared.core.task_names import ASSISTANT_ANSWER, SendTask
 from shared.realtime.conversations import claim_conversation, new_conversation_id
-from shared.realtime.eventlog import DEDUP_TTL_SECONDS, Event, EventLog
+from shared.realtime.eventlog import DEDUP_TTL_SECONDS, Appended, Event, EventLog
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class StartedQuestion:
     question_event_id: str
     epoch: str
     needs_answer: bool
+    attempt: int = 0  # > 0: asked again after a retryable error
 
 
 def new_client_message_id() -> str:
@@ -81,19 +82,43 @@ def start_question(
     client_message_id = client_message_id or new_client_message_id()
     events = EventLog(r, settings)
     stream = events.conversation_stream(conversation_id)
-    appended = events.append(
-        stream,
-        EventType.QUESTION,
-        {"client_message_id": client_message_id, "q": question, "window_days": window_days},
-        dedup_key=event_key(client_message_id, EventType.QUESTION),
-        conversation_id=conversation_id,
-    )
-    finished = has_ended(r, settings, conversation_id, client_message_id)
+    attempt = int(r.get(keys.answer_attempt(stream, client_message_id)) or 0)
+
+    def append_question() -> Appended:
+        data: dict[str, Any] = {
+            "client_message_id": client_message_id,
+            "q": question,
+            "window_days": window_days,
+        }
+        if attempt:
+            data["attempt"] = attempt
+        return events.append(
+            stream,
+            EventType.QUESTION,
+            data,
+            dedup_key=event_key(client_message_id, EventType.QUESTION, attempt),
+            conversation_id=conversation_id,
+        )
+
+    appended = append_question()
+    end = end_of(r, settings, conversation_id, client_message_id, attempt)
+    if end is not None and end.type == EventType.ERROR and end.data.get("retryable"):
+        # Sent again after an error worth retrying: ask again, as a new attempt whose
+        # question event readers follow from (the ended attempt stays in the log).
+        attempt += 1
+        r.set(keys.answer_attempt(stream, client_message_id), attempt, ex=DEDUP_TTL_SECONDS)
+        appended, end = append_question(), None
+    finished = end is not None
     if not finished:
         r.set(keys.active_question(conversation_id), client_message_id, ex=ACTIVE_TTL_SECONDS)
-        open_question(r, settings, conversation_id, client_message_id, time.time())
+        open_question(r, settings, conversation_id, client_message_id, time.time(), attempt)
     return StartedQuestion(
-        conversation_id, client_message_id, appended.id, appended.epoch, needs_answer=not finished
+        conversation_id,
+        client_message_id,
+        appended.id,
+        appended.epoch,
+        needs_answer=not finished,
+        attempt=attempt,
     )
 
 
@@ -111,8 +136,9 @@ def enqueue_answer(
             "user_id": user_id,
             "conversation_id": started.conversation_id,
             "client_message_id": started.client_message_id,
+            "attempt": started.attempt,
         },
-        task_id=answer_task_id(started.conversation_id, started.client_message_id),
+        task_id=answer_task_id(started.conversation_id, started.client_message_id, started.attempt),
         expires=settings.chat_timeout_seconds,
     )
 

@@ -29,13 +29,13 @@ from typing import Any, cast
 
 import redis
 
-from shared.assistant.dedup_keys import event_key, terminal_key
+from shared.assistant.dedup_keys import answer_ref, event_key, terminal_key
 from shared.core.events import EventType
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
 from shared.core.task_names import ASSISTANT_ANSWER
 from shared.realtime.delivery import Delivery, deliver
-from shared.realtime.eventlog import Appended
+from shared.realtime.eventlog import Appended, Event, EventLog, position_before
 
 log = logging.getLogger(__name__)
 
@@ -87,52 +87,62 @@ QUESTION_MISSING = Failure(
 )
 
 
-def answer_task_id(conversation_id: str, client_message_id: str) -> str:
+def answer_task_id(conversation_id: str, client_message_id: str, attempt: int = 0) -> str:
     """The ``assistant.answer`` task id of a question (ids hold no ':', so it parses back).
 
     Celery tells a revoked or expired task's signal handler its id but not its
     arguments; naming the task after its question lets that handler end it.
     """
-    return f"{ASSISTANT_ANSWER}:{conversation_id}:{client_message_id}"
+    return f"{ASSISTANT_ANSWER}:{conversation_id}:{client_message_id}:{attempt}"
 
 
-def question_of_task(task_id: str) -> tuple[str, str] | None:
-    """``(conversation_id, client_message_id)`` from ``answer_task_id``, else ``None``."""
-    prefix, _, rest = task_id.partition(":")
-    conversation_id, _, client_message_id = rest.partition(":")
-    if prefix != ASSISTANT_ANSWER or not conversation_id or not client_message_id:
+def question_of_task(task_id: str) -> tuple[str, str, int] | None:
+    """``(conversation_id, client_message_id, attempt)`` from ``answer_task_id``, else ``None``."""
+    parts = task_id.split(":")
+    if len(parts) not in (3, 4) or parts[0] != ASSISTANT_ANSWER or not all(parts[1:3]):
         return None
-    if ":" in client_message_id:
-        return None
-    return conversation_id, client_message_id
+    attempt = parts[3] if len(parts) == 4 else "0"
+    return (parts[1], parts[2], int(attempt)) if attempt.isdigit() else None
 
 
 def open_question(
-    r: redis.Redis, settings: Settings, conversation_id: str, client_message_id: str, now: float
+    r: redis.Redis,
+    settings: Settings,
+    conversation_id: str,
+    client_message_id: str,
+    now: float,
+    attempt: int = 0,
 ) -> None:
     """Give a question its deadline; a re-sent question (re-enqueued) gets the later one."""
     deadline = now + settings.answer_deadline_seconds
-    r.zadd(
-        RedisKeys(settings.key_prefix).open_questions(),
-        {RedisKeys.open_question_member(conversation_id, client_message_id): deadline},
-        gt=True,
-    )
+    member = RedisKeys.open_question_member(conversation_id, client_message_id, attempt)
+    r.zadd(RedisKeys(settings.key_prefix).open_questions(), {member: deadline}, gt=True)
 
 
-def has_ended(
-    r: redis.Redis, settings: Settings, conversation_id: str, client_message_id: str
-) -> bool:
-    """Whether the question has its ``done`` or ``error`` (so a re-send needs no answer).
+def end_of(
+    r: redis.Redis,
+    settings: Settings,
+    conversation_id: str,
+    client_message_id: str,
+    attempt: int = 0,
+) -> Event | None:
+    """The attempt's ``done`` or ``error`` event, if it has ended.
 
-    Also true for answers ended before the one terminal key, under ``:done``/``:error``.
+    Attempt 0 also counts answers ended before the one terminal key (``:done``/``:error``).
     """
-    keys = RedisKeys(settings.key_prefix)
-    stream = keys.conversation_events(conversation_id)
-    parts = (
-        terminal_key(client_message_id),
-        *(event_key(client_message_id, t) for t in (EventType.DONE, EventType.ERROR)),
-    )
-    return bool(r.exists(*(keys.dedup(stream, part) for part in parts)))
+    events = EventLog(r, settings)
+    stream = events.conversation_stream(conversation_id)
+    parts = [terminal_key(client_message_id, attempt)]
+    if attempt == 0:
+        parts += [event_key(client_message_id, t) for t in (EventType.DONE, EventType.ERROR)]
+    for part in parts:
+        entry_id = r.get(events.keys.dedup(stream, part))
+        if entry_id:
+            read = events.read(stream, after=position_before(str(entry_id)), count=1)
+            if read.events and read.events[0].id == entry_id:
+                return read.events[0]
+            return Event(str(entry_id), EventType.DONE, conversation_id, {})  # trimmed away
+    return None
 
 
 def emit(
@@ -143,6 +153,7 @@ def emit(
     event_type: str,
     part: str,
     data: dict[str, Any],
+    attempt: int = 0,
 ) -> Appended:
     """Append one event of the answer, once per ``part``."""
     delivery = Delivery(
@@ -150,7 +161,7 @@ def emit(
         conversation_id,
         event_type,
         {**data, "client_message_id": client_message_id},
-        event_key(client_message_id, part),
+        event_key(client_message_id, part, attempt),
     )
     return deliver(r, settings, delivery)
 
@@ -162,6 +173,7 @@ def end_question(
     client_message_id: str,
     event_type: str,
     data: dict[str, Any],
+    attempt: int = 0,
 ) -> Appended:
     """Write the question's ``done`` or ``error``, unless it has ended already; close it.
 
@@ -174,15 +186,17 @@ def end_question(
         conversation_id,
         event_type,
         {**data, "client_message_id": client_message_id},
-        terminal_key(client_message_id),
+        terminal_key(client_message_id, attempt),
     )
     appended = deliver(r, settings, delivery)
     keys = RedisKeys(settings.key_prefix)
+    stream = keys.conversation_events(conversation_id)
     pipe = r.pipeline(transaction=False)
     pipe.zrem(
-        keys.open_questions(), RedisKeys.open_question_member(conversation_id, client_message_id)
+        keys.open_questions(),
+        RedisKeys.open_question_member(conversation_id, client_message_id, attempt),
     )
-    pipe.delete(keys.answer_draft(keys.conversation_events(conversation_id), client_message_id))
+    pipe.delete(keys.answer_draft(stream, answer_ref(client_message_id, attempt)))
     pipe.execute()
     return appended
 
@@ -193,10 +207,17 @@ def fail_question(
     conversation_id: str,
     client_message_id: str,
     failure: Failure,
+    attempt: int = 0,
 ) -> Appended:
     """End the question with ``error {code, message, retryable}``."""
     appended = end_question(
-        r, settings, conversation_id, client_message_id, EventType.ERROR, failure.as_data()
+        r,
+        settings,
+        conversation_id,
+        client_message_id,
+        EventType.ERROR,
+        failure.as_data(),
+        attempt,
     )
     if appended.written:
         log.warning("question %s ended with %s", client_message_id, failure.code)
@@ -215,10 +236,13 @@ def end_overdue(r: redis.Redis, settings: Settings, now: float) -> int:
     )
     ended = 0
     for member in overdue:
-        conversation_id, _, client_message_id = member.partition(":")
+        conversation_id, client_message_id, *rest = member.split(":")
+        attempt = int(rest[0]) if rest and rest[0].isdigit() else 0
         if not r.exists(keys.conversation_owner(conversation_id)):
             r.zrem(keys.open_questions(), member)
             continue
-        appended = fail_question(r, settings, conversation_id, client_message_id, UNAVAILABLE)
+        appended = fail_question(
+            r, settings, conversation_id, client_message_id, UNAVAILABLE, attempt
+        )
         ended += int(appended.written)
     return ended

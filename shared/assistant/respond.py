@@ -23,7 +23,7 @@ import redis
 from elasticsearch import Elasticsearch
 
 from shared.assistant.answer import answer_pieces, citation, compose_answer, parse_question
-from shared.assistant.dedup_keys import event_key, terminal_key
+from shared.assistant.dedup_keys import answer_ref, event_key, terminal_key
 from shared.assistant.ending import (
     QUESTION_MISSING,
     SEARCH_TIMED_OUT,
@@ -59,6 +59,7 @@ class AskedQuestion:
     client_message_id: str
     question: str
     window_days: int
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,17 @@ class Draft:
 
 
 def load_question(
-    r: redis.Redis, settings: Settings, conversation_id: str, client_message_id: str
+    r: redis.Redis,
+    settings: Settings,
+    conversation_id: str,
+    client_message_id: str,
+    attempt: int = 0,
 ) -> AskedQuestion | None:
-    """The question event of ``client_message_id``, found through its dedup key."""
+    """The question event of ``client_message_id`` (this attempt), found by its dedup key."""
     events = EventLog(r, settings)
     stream = events.conversation_stream(conversation_id)
-    entry_id = r.get(events.keys.dedup(stream, event_key(client_message_id, EventType.QUESTION)))
+    question_key = event_key(client_message_id, EventType.QUESTION, attempt)
+    entry_id = r.get(events.keys.dedup(stream, question_key))
     if not entry_id:
         return None
     read = events.read(stream, after=position_before(str(entry_id)), count=1)
@@ -92,7 +98,11 @@ def load_question(
         return None
     data = read.events[0].data
     return AskedQuestion(
-        conversation_id, client_message_id, str(data.get("q", "")), int(data["window_days"])
+        conversation_id,
+        client_message_id,
+        str(data.get("q", "")),
+        int(data["window_days"]),
+        attempt,
     )
 
 
@@ -105,7 +115,8 @@ def prepare_draft(
     """
     keys = RedisKeys(settings.key_prefix)
     key = keys.answer_draft(
-        keys.conversation_events(asked.conversation_id), asked.client_message_id
+        keys.conversation_events(asked.conversation_id),
+        answer_ref(asked.client_message_id, asked.attempt),
     )
     stored = r.get(key)
     if stored:
@@ -128,7 +139,7 @@ def _state(r: redis.Redis, settings: Settings, asked: AskedQuestion) -> Outcome 
     stream = keys.conversation_events(asked.conversation_id)
     active, ended = r.mget(
         keys.active_question(asked.conversation_id),
-        keys.dedup(stream, terminal_key(asked.client_message_id)),
+        keys.dedup(stream, terminal_key(asked.client_message_id, asked.attempt)),
     )
     if ended:
         return Outcome.ALREADY_ENDED
@@ -156,6 +167,7 @@ def run_answer(
     user_id: str,
     conversation_id: str,
     client_message_id: str,
+    attempt: int = 0,
 ) -> Outcome:
     """Answer one question into its conversation's log, ending it with ``done`` or ``error``.
 
@@ -167,28 +179,29 @@ def run_answer(
     """
     if not owns_conversation(r, settings, user_id, conversation_id):
         return Outcome.GONE  # deleted meanwhile: writing would bring its log back
-    asked = load_question(r, settings, conversation_id, client_message_id)
+    ids = (r, settings, conversation_id, client_message_id)
+    asked = load_question(*ids, attempt)
     if asked is None:
-        fail_question(r, settings, conversation_id, client_message_id, QUESTION_MISSING)
+        fail_question(*ids, QUESTION_MISSING, attempt)
         return Outcome.FAILED
     state = _state(r, settings, asked)
     if state is None:
         try:
             draft = prepare_draft(es, r, settings, user_id, asked)
         except SearchTimedOut:
-            fail_question(r, settings, conversation_id, client_message_id, SEARCH_TIMED_OUT)
+            fail_question(*ids, SEARCH_TIMED_OUT, attempt)
             return Outcome.FAILED
         for event_type, part, data in answer_parts(draft):
             state = _state(r, settings, asked)
             if state is not None:
                 break
-            emit(r, settings, conversation_id, client_message_id, event_type, part, data)
+            emit(*ids, event_type, part, data, attempt)
     if state is Outcome.ALREADY_ENDED:
         return state
     if state is Outcome.CANCELLED:
         cancelled = {"cancelled": True, "answer": "", "citations": [], "search": {}}
-        end_question(r, settings, conversation_id, client_message_id, EventType.DONE, cancelled)
+        end_question(*ids, EventType.DONE, cancelled, attempt)
         return state
     done = {"cancelled": False, **asdict(draft)}
-    end_question(r, settings, conversation_id, client_message_id, EventType.DONE, done)
+    end_question(*ids, EventType.DONE, done, attempt)
     return Outcome.ANSWERED

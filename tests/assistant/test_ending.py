@@ -15,6 +15,7 @@ import time
 import pytest
 
 from celery_app import create_celery
+from shared.assistant.asking import enqueue_answer
 from shared.assistant.ending import answer_task_id
 from shared.core.clients import get_redis
 from shared.core.keys import RedisKeys
@@ -38,7 +39,6 @@ def test_expired_and_revoked_tasks_end_their_questions(isolated) -> None:
     client = create_celery(iso.settings, with_tasks=False)
     client.control.revoke(answer_task_id(withdrawn.conversation_id, withdrawn.client_message_id))
     time.sleep(0.5)  # the broadcast reaches the worker before the task does
-    from shared.assistant.asking import enqueue_answer
 
     enqueue_answer(client.send_task, iso.settings, owner, withdrawn)
 
@@ -52,6 +52,36 @@ def test_expired_and_revoked_tasks_end_their_questions(isolated) -> None:
     assert [(e.type, e.data["code"]) for e in ends] == [("error", "assistant_revoked")]
     # Ended questions are no longer open: the overdue sweep has nothing left to do.
     assert iso.redis.zcard(RedisKeys(iso.settings.key_prefix).open_questions()) == 0
+
+    # Sent again (the page's Retry keeps the client message id): asked again, answered.
+    from shared.assistant.asking import start_question
+
+    again = start_question(
+        iso.redis,
+        iso.settings,
+        user_id=owner,
+        question="interview 0",
+        window_days=30,
+        conversation_id=expired[0].conversation_id,
+        client_message_id=expired[0].client_message_id,
+    )
+    assert again.needs_answer and again.attempt == 1
+    assert again.question_event_id != expired[0].question_event_id
+    enqueue_answer(client.send_task, iso.settings, owner, again)
+    deadline = time.monotonic() + 30
+    while len(iso.ends(again)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert [e.type for e in iso.ends(again)] == ["error", "done"]
+    # A second re-send of the answered question asks nothing more.
+    assert not start_question(
+        iso.redis,
+        iso.settings,
+        user_id=owner,
+        question="interview 0",
+        window_days=30,
+        conversation_id=again.conversation_id,
+        client_message_id=again.client_message_id,
+    ).needs_answer
 
 
 def test_hard_time_limit_ends_the_question(isolated, blackhole) -> None:

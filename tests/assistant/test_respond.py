@@ -169,8 +169,9 @@ def test_task_carries_ids_not_the_question(isolated) -> None:
         "user_id": user.id,
         "conversation_id": conversation_id,
         "client_message_id": "m_ids_only",
+        "attempt": 0,
     }
-    assert message["headers"]["id"] == f"assistant.answer:{conversation_id}:m_ids_only"
+    assert message["headers"]["id"] == f"assistant.answer:{conversation_id}:m_ids_only:0"
     # The question itself is in the conversation's log, where the worker reads it.
     stream = RedisKeys(iso.settings.key_prefix).conversation_events(conversation_id)
     question = load_question(iso.redis, iso.settings, conversation_id, "m_ids_only")
