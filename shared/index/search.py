@@ -9,6 +9,10 @@ never a way into somebody else's, and a 300-word question costs what an
 8-word one does. Every search carries a server-side ``timeout`` (partial
 results come back marked ``timed_out``), and the client gives up a little
 later still, so a stuck search ends the answer instead of holding a worker.
+
+The window never reaches further back than the mail that is kept
+(``MAILCHAT_RETENTION_DAYS``, ``shared.index.mail_age``): a longer one is
+capped, and the answer's ``search`` says so with ``window_capped_to``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from elasticsearch import ConnectionTimeout, Elasticsearch
 
 from shared.core.settings import Settings
+from shared.index.mail_age import cap_window
 from shared.index.query import CompiledQuery, compile_terms
 
 log = logging.getLogger(__name__)
@@ -53,10 +58,13 @@ class SearchOutcome:
     elasticsearch_seconds: float
     ignored_terms: tuple[str, ...] = ()
     timed_out: bool = False
+    # The retention a longer window was cut to (None: the window was searched as asked).
+    window_capped_to: int | None = None
+    requested_window_days: int | None = None
 
     def description(self) -> dict[str, Any]:
         """The ``search`` object of a chat answer: what was searched, in plain terms."""
-        return {
+        described: dict[str, Any] = {
             "query": self.keywords,
             "filters": {"received_within_days": self.window_days, "owner": "you"},
             "window_days": self.window_days,
@@ -64,6 +72,20 @@ class SearchOutcome:
             "ignored_terms": list(self.ignored_terms),
             "timed_out": self.timed_out,
         }
+        if self.window_capped_to is not None:
+            described["window_capped_to"] = self.window_capped_to
+            described["requested_window_days"] = self.requested_window_days
+        return described
+
+    @property
+    def retention_note(self) -> str:
+        """What an answer adds when its window was capped: older mail is not kept."""
+        if self.window_capped_to is None:
+            return ""
+        return (
+            f" (you asked for {self.requested_window_days} days, but mail older than "
+            f"{self.window_capped_to} days is not kept)"
+        )
 
 
 class SearchTimedOut(Exception):
@@ -114,9 +136,12 @@ def search_emails(
 
     ``keywords`` is the person's text: at most ``settings.search_max_terms`` of its
     terms are searched, the rest come back as ``ignored_terms``. Raises
-    ``SearchTimedOut`` when the server does not answer in time.
+    ``SearchTimedOut`` when the server does not answer in time. A window longer
+    than the retention is capped to it (the outcome says so).
     """
     compiled = compile_terms(keywords, settings.search_max_terms)
+    requested = window_days
+    window_days, capped = cap_window(settings, window_days)
     body_size = settings.search_result_size if size is None else size
     request = search_request(settings, owner_id, compiled, window_days, body_size)
     client = es.options(request_timeout=settings.search_timeout_seconds + CLIENT_GRACE_SECONDS)
@@ -147,5 +172,13 @@ def search_emails(
             "a search hit its %s time limit; answering from partial results", request["timeout"]
         )
     return SearchOutcome(
-        compiled.text, window_days, total, hits, elapsed, compiled.ignored_terms, timed_out
+        compiled.text,
+        window_days,
+        total,
+        hits,
+        elapsed,
+        ignored_terms=compiled.ignored_terms,
+        timed_out=timed_out,
+        window_capped_to=capped,
+        requested_window_days=requested if capped is not None else None,
     )

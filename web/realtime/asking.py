@@ -15,6 +15,7 @@ from shared.assistant.asking import (
 )
 from shared.core import metrics
 from shared.core.events import EventType
+from shared.core.ratelimit import for_settings
 from shared.identity.users import User
 from shared.realtime.conversations import ConversationNotFound
 from shared.realtime.eventlog import Event
@@ -65,7 +66,11 @@ def ask(
     *,
     client_message_id_required: bool = False,
 ) -> StartedQuestion:
-    """Validate what every transport's ask shares (window, ids), then begin the question."""
+    """Validate what every transport's ask shares (window, ids), then begin the question.
+
+    Every transport asks through here, so the per-person ask limit is one budget
+    for POST, SSE and WebSocket together (429 + Retry-After, or an error frame).
+    """
     window_days = int_in_range(
         fields, "window_days", MIN_WINDOW_DAYS, MAX_WINDOW_DAYS, DEFAULT_WINDOW_DAYS
     )
@@ -73,6 +78,15 @@ def ask(
     if client_message_id_required and client_message_id is None:
         raise ApiError(
             400, "invalid_field", "'client_message_id' is required.", field="client_message_id"
+        )
+    settings = services().settings
+    decision = for_settings(settings).spend("ask", settings.ask_rate_limit, user.id)
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many questions; wait a little before asking again.",
+            retry_after=decision.retry_after_seconds,
         )
     return begin_question(
         user, question, window_days, optional_id(fields, "conversation_id"), client_message_id
