@@ -55,6 +55,25 @@ def start_missing_servers(settings: Settings) -> tuple[Settings, list[LocalServe
     return settings, started
 
 
+def engine_warnings(settings: Settings) -> list[str]:
+    """One line per person whose mail outgrows the embedded engine (issue 11)."""
+    if not settings.embedded_search_engine:
+        return []
+    found = get_elasticsearch(settings).search(
+        index=settings.index_alias,
+        size=0,
+        aggs={"owners": {"terms": {"field": "owner_id", "size": 20}}},
+    )
+    limit = settings.embedded_engine_warn_emails
+    big = [b["doc_count"] for b in found["aggregations"]["owners"]["buckets"]]
+    return [
+        f"a mailbox of {count:,} emails outgrows the built-in search engine (over {limit:,}: "
+        "answers take seconds); run Mailchat on Elasticsearch for it (README, deploy/)"
+        for count in big
+        if count > limit
+    ]
+
+
 def prepare_demo(settings: Settings) -> str:
     """Bootstrap the index and import the demo mailbox on first start. Returns a status line."""
     es = get_elasticsearch(settings)
@@ -160,6 +179,8 @@ def main() -> int:
     try:
         status = prepare_demo(settings)
         print(banner(settings, status, show_flower_login=show_flower_login), flush=True)
+        for warning in engine_warnings(settings):
+            log.warning("%s", warning)
         env = settings_environment(settings)
         metrics_dir = settings.data_path / "prometheus"  # web, workers and beat share it
         shutil.rmtree(metrics_dir, ignore_errors=True)

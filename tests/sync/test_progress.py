@@ -81,3 +81,32 @@ def test_a_truncated_malformed_mbox_imports_what_it_can_and_says_so(
     assert result.partly_read >= 1
     done = [d for k, d in sent if k == "sync.done"][0]
     assert done["partly_read"] == result.partly_read and "malformed" in done["text"]
+
+
+def test_make_run_and_the_mailbox_view_warn_when_a_mailbox_outgrows_the_engine(
+    settings, make_user, tmp_path
+) -> None:
+    from devtools.run import engine_warnings
+    from web import create_app
+
+    user, _ = make_user("big-mailbox")
+    path = tmp_path / "big.mbox"
+    write_mbox(path, owner_address=user.email, today=date.today(), count=30, days=60)
+    r, es = get_redis(settings), get_elasticsearch(settings)
+    account = accounts.create_account(r, settings, user.id, "mbox", "b", {"path": str(path)}, None)
+    sync_account(r, es, settings, account.id, run_id="w")
+    small = dataclasses.replace(
+        settings, embedded_search_engine=True, embedded_engine_warn_emails=20
+    )
+    assert any("outgrows" in line for line in engine_warnings(small))
+    assert engine_warnings(dataclasses.replace(small, embedded_search_engine=False)) == []
+    from tests.conftest import auth_header
+
+    client = create_app(small).test_client()
+    listed = client.get("/api/accounts", headers=auth_header(settings, user)).get_json()
+    assert listed["total_emails"] >= 30 and "Elasticsearch" in listed["warning"]
+    roomy = create_app(dataclasses.replace(small, embedded_engine_warn_emails=10**6)).test_client()
+    assert (
+        roomy.get("/api/accounts", headers=auth_header(settings, user)).get_json()["warning"]
+        is None
+    )
