@@ -122,7 +122,11 @@ def upload_and_import(settings: Settings, workdir: Path, mbox: Path) -> tuple[fl
             stop.wait(0.2)
 
     try:
-        _wait(f"{base}/healthz")
+        try:
+            _wait(f"{base}/healthz")
+        except RuntimeError:
+            print((workdir / "mailbox-web.log").read_text()[-3000:], file=sys.stderr)
+            raise
         email, password = f"bench-{time.time_ns()}@example.com", "bench mailbox password"
         json_headers = {"Content-Type": "application/json"}
         _request(
