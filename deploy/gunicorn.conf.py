@@ -16,7 +16,8 @@ _settings = Settings.from_env()
 
 bind = f"{_settings.web_host}:{_settings.web_port}"
 workers = _settings.web_workers
-worker_class = "gevent"
+# gevent, with gunicorn's own error pages (431, 414, 400) in the API's JSON shape.
+worker_class = "web.gunicorn_worker.JsonErrorGeventWorker"
 worker_connections = max(1000, _settings.ws_max_connections + 100)
 timeout = 60
 graceful_timeout = 15

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import Flask, jsonify
+import elasticsearch
+import redis
+from flask import Flask, Response, jsonify, request
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -40,6 +42,30 @@ class ApiError(Exception):
 
 
 QUEUE_RETRY_AFTER_SECONDS = 5
+SERVER_DOWN_RETRY_AFTER_SECONDS = 5
+
+# A server we depend on being unreachable is a 503 the client may retry, not our bug.
+# Each entry: the exceptions, the error code and the message.
+SERVER_DOWN: list[tuple[tuple[type[BaseException], ...], str, str]] = [
+    (
+        (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError),
+        "storage_unavailable",
+        "The event store is unreachable; try again.",
+    ),
+    (
+        (elasticsearch.ConnectionError, elasticsearch.ConnectionTimeout),
+        "search_unavailable",
+        "The search engine is unreachable; try again.",
+    ),
+]
+
+
+def server_down(error: BaseException) -> tuple[str, str] | None:
+    """``(code, message)`` when ``error`` means a server is down (also for WebSocket advice)."""
+    for types, code, message in SERVER_DOWN:
+        if isinstance(error, types):
+            return code, message
+    return None
 
 
 @contextmanager
@@ -76,9 +102,22 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Any:
         code = (error.name or "error").lower().replace(" ", "_")
-        return error_response(error.code or 500, code, error.description or error.name)
+        field = "body" if error.code == 413 else None  # the only part a 413 can be about
+        return error_response(error.code or 500, code, error.description or error.name, field)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Any:
+        down = server_down(error)
+        if down is not None:
+            log.warning("%s: %r", down[0], error)
+            return error_response(503, *down, retry_after=SERVER_DOWN_RETRY_AFTER_SECONDS)
         log.exception("unhandled error")
         return error_response(500, "internal_error", "Something went wrong on our side.")
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        """API answers hold personal mail: no cache may keep them, no browser may guess a type."""
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if request.path.startswith("/api/") or response.mimetype == "application/json":
+            response.headers["Cache-Control"] = "no-store"
+        return response

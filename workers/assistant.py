@@ -37,11 +37,16 @@ class AnswerTask(Task):  # type: ignore[misc]
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):  # type: ignore[no-untyped-def]
         emit = _emitter(kwargs["conversation_id"], kwargs["client_message_id"])
-        emit(
-            EventType.ERROR,
-            "error",
-            {"code": "assistant_failed", "message": "The assistant failed to answer."},
-        )
+        if isinstance(exc, ESConnectionError):
+            # Search was down through every retry: say so, so clients retry later (503).
+            error = {
+                "code": "search_unavailable",
+                "message": "The search engine is unreachable; try again.",
+                "retryable": True,
+            }
+        else:
+            error = {"code": "assistant_failed", "message": "The assistant failed to answer."}
+        emit(EventType.ERROR, "error", error)
 
 
 @shared_task(

@@ -20,12 +20,13 @@ import redis
 from shared.core.events import TERMINAL_TYPES, EventType
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
-from shared.realtime.conversations import claim_conversation
-from shared.realtime.eventlog import Event, EventLog
+from shared.realtime.conversations import claim_conversation, new_conversation_id
+from shared.realtime.eventlog import DEDUP_TTL_SECONDS, Event, EventLog
 
 log = logging.getLogger(__name__)
 
 ACTIVE_TTL_SECONDS = 3600
+CLIENT_MESSAGE_TTL_SECONDS = DEDUP_TTL_SECONDS  # as long as the question's own dedup key
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,16 @@ def start_question(
     Raises ``ConversationNotFound`` for somebody else's conversation. A repeat
     of an already-answered client message id needs no new answer.
     """
+    keys = RedisKeys(settings.key_prefix)
+    if conversation_id is None and client_message_id is not None:
+        # A repeat of this client message (a retry after a lost response) must land in the
+        # conversation of its first try: the first to set the key decides, atomically.
+        key = keys.client_message_conversation(user_id, client_message_id)
+        fresh = new_conversation_id()
+        if r.set(key, fresh, nx=True, ex=CLIENT_MESSAGE_TTL_SECONDS):
+            conversation_id = fresh
+        else:
+            conversation_id = str(r.get(key) or fresh)
     conversation_id = claim_conversation(r, settings, user_id, conversation_id)
     client_message_id = client_message_id or new_client_message_id()
     events = EventLog(r, settings)
@@ -72,7 +83,6 @@ def start_question(
         dedup_key=event_key(client_message_id, EventType.QUESTION),
         conversation_id=conversation_id,
     )
-    keys = RedisKeys(settings.key_prefix)
     finished = bool(
         r.exists(keys.dedup(stream, event_key(client_message_id, EventType.DONE)))
     ) or bool(r.exists(keys.dedup(stream, event_key(client_message_id, EventType.ERROR))))

@@ -49,6 +49,15 @@ class RedisKeys:
         """String: the client message id being answered; a newer question replaces it (cancel)."""
         return f"{self.prefix}active-question:{conversation_id}"
 
+    def client_message_conversation(self, user_id: str, client_message_id: str) -> str:
+        """String: the conversation a client message id (asked without one) went into, so a
+        repeat returns the first answer instead of opening a second conversation."""
+        return f"{self.prefix}client-message:{user_id}:{client_message_id}"
+
+    def client_messages_of(self, user_id: str) -> str:
+        """Prefix of every client-message key of one user (for SCAN on delete)."""
+        return f"{self.prefix}client-message:{user_id}:"
+
     def chat_ticket(self, ticket: str) -> str:
         """String: the user id a single-use SSE ticket was issued to (60 s)."""
         return f"{self.prefix}chat-ticket:{ticket}"

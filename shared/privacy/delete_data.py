@@ -114,6 +114,7 @@ def delete_user_data(
     report.redis_keys += _delete_matching(
         r, f"{glob_escape(keys.prefix)}rate:*:{glob_escape(user_id)}:*"
     )
+    report.redis_keys += _delete_matching(r, glob_escape(keys.client_messages_of(user_id)) + "*")
     if delete_user:
         email = r.hget(keys.user(user_id), "email")
         doomed = [keys.user(user_id)] + ([keys.user_by_email(str(email))] if email else [])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 STREAM_MAXLEN = 10_000  # approximate trim: old events go, resume beyond them means reset
 DEDUP_TTL_SECONDS = 7 * 24 * 3600
 EVENT_TTL_SECONDS = 90 * 24 * 3600
+READ_PAGE = 500  # entries per XRANGE: a reader further behind reads page after page
 
 # KEYS: stream, dedup key, epoch key.
 # ARGV: maxlen, dedup ttl, epoch candidate, stream ttl, doorbell channel, then field/value pairs.
@@ -116,10 +118,16 @@ def position_before(entry_id: str) -> str:
     return f"{int(millis) - 1}-{2**64 - 1}" if int(millis) > 0 else "0"
 
 
+_ENTRY_ID = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")  # ASCII: "²".isdigit() is True
+MAX_ID_PART = 2**64 - 1  # both halves of a stream id are unsigned 64-bit numbers
+
+
 def is_entry_id(value: str) -> bool:
-    """True for a stream entry id such as ``1700000000000-0`` (or ``0``)."""
-    millis, sep, seq = value.partition("-")
-    return millis.isdigit() and (not sep or seq.isdigit()) and len(value) <= 41
+    """True for a stream entry id Redis accepts, such as ``1700000000000-0`` (or ``0``)."""
+    match = _ENTRY_ID.fullmatch(value)
+    if match is None:
+        return False
+    return int(match[1]) <= MAX_ID_PART and int(match[2] or 0) <= MAX_ID_PART
 
 
 class EventLog:
@@ -176,7 +184,7 @@ class EventLog:
         return str(self.redis.get(key))
 
     def read(
-        self, stream: str, *, after: str = "0", epoch: str | None = None, count: int = 500
+        self, stream: str, *, after: str = "0", epoch: str | None = None, count: int = READ_PAGE
     ) -> ReadResult:
         """Events strictly after ``after``; ``reset`` if the position cannot be resumed.
 
@@ -193,6 +201,8 @@ class EventLog:
             first = cast(Entries, self.redis.xrange(stream, count=1))
             if first and entry_key(after) < entry_key(position_before(first[0][0])):
                 return ReadResult(current_epoch, [], reset=True)
+        if entry_key(after) == (MAX_ID_PART, MAX_ID_PART):
+            return ReadResult(current_epoch, [])  # nothing can follow the largest id
         start = "-" if after in ("", "0", "0-0") else f"({after}"
         entries = cast(Entries, self.redis.xrange(stream, min=start, count=count))
         return ReadResult(current_epoch, [_entry_to_event(i, f) for i, f in entries])

@@ -100,6 +100,7 @@ def _conversations_and_logs(r, s, person: Person) -> None:  # type: ignore[no-un
                 stream, kind, {"text": kind}, dedup_key=f"{kind}-{n}", conversation_id=conversation
             )
         r.set(keys.active_question(conversation), f"m{n}")
+        r.set(keys.client_message_conversation(person.user.id, f"m{n}"), conversation)
     events.append(events.user_stream(person.user.id), "sync.done", {"n": 1}, dedup_key="sync-1")
 
 

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("chat", __name__, url_prefix="/api")
 
+# Error codes a worker writes when a server was down, not when the answer itself failed.
+RETRYABLE_CODES = frozenset({"search_unavailable", "storage_unavailable"})
+
 
 @bp.post("/chat")
 def chat() -> Any:
@@ -48,6 +51,14 @@ def chat() -> Any:
             continue
         if event.type == EventType.ERROR:
             metrics.CHAT_REQUESTS.labels(outcome="failed").inc()
+            if event.data.get("retryable") or event.data.get("code") in RETRYABLE_CODES:
+                # A server the answer needs is down: the client may simply retry later.
+                raise ApiError(
+                    503,
+                    str(event.data.get("code") or "assistant_unavailable"),
+                    str(event.data.get("message") or "The assistant is unavailable; try again."),
+                    retry_after=RETRY_AFTER_SECONDS,
+                )
             raise ApiError(502, "assistant_failed", "The assistant failed to answer; try again.")
         if event.type == EventType.DONE:
             record_answer_metrics(event)

@@ -105,13 +105,16 @@ def follow(
     svc = services()
     with svc.relay.listening([stream]) as waiter:
         while True:
-            for event in svc.relay.read_after(stream, after):
+            page = svc.relay.read_after(stream, after)
+            for event in page:
                 yield event
                 after = event.id
                 if until_answered and is_terminal_for(event, until_answered):
                     return
             if shutting_down.is_set():
                 return
+            if page:
+                continue  # maybe more behind this page: only an empty read means "wait"
             wait = idle_seconds
             if deadline is not None:
                 wait = min(wait, deadline - time.monotonic())

@@ -28,7 +28,7 @@ import redis
 
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
-from shared.realtime.eventlog import Event, EventLog, entry_key, position_before
+from shared.realtime.eventlog import READ_PAGE, Event, EventLog, entry_key, position_before
 from web.realtime.shutdown import on_shutdown
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,9 @@ class Relay:
             waiter.ring()
 
     def read_after(self, stream: str, after: str) -> list[Event]:
-        """Events of ``stream`` after ``after``, from the shared tail when it covers them."""
+        """Up to one page of ``stream``'s events after ``after``, from the shared tail when it
+        covers them. An empty list means the reader is at the end of the stream; a full
+        page means "read again now" (callers loop until empty before they wait)."""
         with self._lock:
             tail = self._tails.get(stream) if stream in self._waiters else None
             if tail is None and stream in self._waiters:
@@ -165,10 +167,16 @@ class Relay:
             if tail.fetched_generation != tail.generation or not tail.events:
                 generation = tail.generation  # a ring during the fetch forces another one
                 start = tail.events[-1].id if tail.events else after
-                tail.extend(self.events.read(stream, after=start).events)
-                tail.fetched_generation = generation
+                page = self.events.read(stream, after=start, count=READ_PAGE).events
+                tail.extend(page)
+                # A full page may not reach the end of the stream: until a short page
+                # proves the tail is current, every read fetches again (no doorbell
+                # will ring for events that were already there).
+                tail.fetched_generation = generation if len(page) < READ_PAGE else -1
             cached = tail.after(after)
-        return cached if cached is not None else self.events.read(stream, after=after).events
+        if cached is not None:
+            return cached
+        return self.events.read(stream, after=after, count=READ_PAGE).events
 
     def _ring(self, stream: str) -> None:
         with self._lock:

@@ -23,7 +23,7 @@ from shared.core.events import ControlType, EventType
 from shared.realtime.conversations import owns_conversation
 from shared.realtime.eventlog import Event, EventLog, is_entry_id, position_before
 from web.api.auth import current_user
-from web.errors import ApiError, error_response
+from web.errors import SERVER_DOWN_RETRY_AFTER_SECONDS, ApiError, error_response, server_down
 from web.extensions import services
 from web.realtime.asking import ask, follow, record_answer_metrics
 from web.validation import required_string
@@ -45,16 +45,31 @@ def sse_control(event_type: str, data: dict[str, Any]) -> str:
 
 
 def _counted(body: Iterator[str]) -> Iterator[str]:
+    """Count the open stream; a server lost mid-stream ends it with an ``error`` it can act on.
+
+    The 200 and its headers are already sent, so a 503 is no longer possible:
+    the stream's last message says what happened and when to retry.
+    """
     metrics.SSE_STREAMS_ACTIVE.inc()
     try:
         yield from body
+    except Exception as exc:
+        down = server_down(exc)
+        if down is None:
+            raise
+        log.warning("SSE stream ended: %r", exc)
+        code, message = down
+        retry_ms = SERVER_DOWN_RETRY_AFTER_SECONDS * 1000
+        yield sse_control(
+            ControlType.ERROR, {"code": code, "message": message, "retry_after_ms": retry_ms}
+        )
     finally:
         metrics.SSE_STREAMS_ACTIVE.dec()
 
 
 def sse_response(body: Iterator[str]) -> Response:
     response = Response(stream_with_context(_counted(body)), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
     return response
 

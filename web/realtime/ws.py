@@ -27,12 +27,12 @@ from shared.core.settings import Settings
 from shared.identity.users import TokenError, User, verify_token
 from shared.realtime.conversations import owns_conversation
 from shared.realtime.eventlog import Event, EventLog, is_entry_id, position_before
-from web.errors import ApiError
+from web.errors import SERVER_DOWN_RETRY_AFTER_SECONDS, ApiError, server_down
 from web.extensions import Services, services
 from web.realtime.asking import ask, record_answer_metrics
 from web.realtime.relay import Waiter
 from web.realtime.shutdown import shutting_down
-from web.validation import optional_id, required_string
+from web.validation import optional_id, parse_json, reject_lone_surrogates, required_string
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +141,16 @@ class SocketSession:
         with self.cursor_lock:
             positions = list(self.cursors.items())
         for stream, after in positions:
-            for event in self.svc.relay.read_after(stream, after):
-                self.send_event(event)
-                with self.cursor_lock:
-                    self.cursors[stream] = event.id
-                cmid = str(event.data.get("client_message_id", ""))
-                if cmid in self.asked and is_terminal_for(event, cmid):
-                    del self.asked[cmid]
-                    record_answer_metrics(event)
+            # Page after page until the end: a resume far behind must not stop at one page.
+            while page := self.svc.relay.read_after(stream, after):
+                for event in page:
+                    self.send_event(event)
+                    with self.cursor_lock:
+                        self.cursors[stream] = after = event.id
+                    cmid = str(event.data.get("client_message_id", ""))
+                    if cmid in self.asked and is_terminal_for(event, cmid):
+                        del self.asked[cmid]
+                        record_answer_metrics(event)
 
     def sender_loop(self) -> None:
         settings = self.svc.settings
@@ -172,7 +174,10 @@ class SocketSession:
                 self.waiter.wait(min(1.0, settings.ws_ping_seconds))
         except ConnectionClosed:
             self.closed.set()
-        except Exception:
+        except Exception as exc:
+            if server_down(exc) is not None:
+                self.advise_server_down(exc)
+                return
             log.exception("websocket sender failed")
             self.close(CLOSE_INTERNAL, "internal_error")
 
@@ -185,32 +190,38 @@ class SocketSession:
                 continue
             try:
                 self.handle(raw)
-            except FrameError as error:
-                self.send(
-                    {
-                        "type": ControlType.ERROR,
-                        "code": error.code,
-                        "message": error.message,
-                        "field": error.field,
-                    }
-                )
-            except ApiError as error:
-                self.send(
-                    {
-                        "type": ControlType.ERROR,
-                        "code": error.code,
-                        "message": error.message,
-                        "field": error.field,
-                    }
-                )
+            except (FrameError, ApiError) as error:
+                self.send_error(error.code, error.message, error.field)
+            except ConnectionClosed:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a frame must never kill the socket
+                if server_down(exc) is not None:
+                    self.advise_server_down(exc)
+                    return
+                # Never let it reach Flask: its 500 page would be written into the socket.
+                log.exception("websocket frame failed")
+                self.send_error("internal_error", "Something went wrong on our side.", None)
+
+    def send_error(self, code: str, message: str, field: str | None) -> None:
+        self.send({"type": ControlType.ERROR, "code": code, "message": message, "field": field})
+
+    def advise_server_down(self, exc: BaseException) -> None:
+        """Redis (or search) unreachable: advise a later reconnect, then close 1013."""
+        log.warning("websocket: %r; advising the client to come back", exc)
+        try:
+            self.advise("server_unavailable", SERVER_DOWN_RETRY_AFTER_SECONDS * 1000)
+        except (ConnectionClosed, OSError):
+            pass
+        self.close(CLOSE_TRY_LATER, "server_unavailable")
 
     def handle(self, raw: str | bytes) -> None:
         try:
-            frame = json.loads(raw)
+            frame = parse_json(raw)
         except ValueError as exc:
             raise FrameError("invalid_json", "Frames must be JSON objects.") from exc
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             raise FrameError("invalid_frame", "Frames need a string 'type'.", "type")
+        reject_lone_surrogates(frame)
         kind = frame["type"]
         if kind == ControlType.PING:
             self.send({"type": ControlType.PONG})
@@ -286,7 +297,7 @@ class SocketSession:
 def _authenticate(ws: Any, svc: Services) -> User | None:
     raw = ws.receive(timeout=svc.settings.ws_auth_timeout_seconds)
     try:
-        frame = json.loads(raw) if raw is not None else None
+        frame = parse_json(raw) if raw is not None else None
     except ValueError:
         frame = None
     if (
@@ -299,6 +310,25 @@ def _authenticate(ws: Any, svc: Services) -> User | None:
         return verify_token(svc.settings, frame["token"])
     except TokenError:
         return None
+
+
+def _advise_and_close(ws: Any, why: str, retry_after_ms: int) -> None:
+    """Before a session exists: an ``advice`` frame, then close 1013 (try again later)."""
+    metrics.WS_RECONNECT_ADVICE.labels(why=why).inc()
+    try:
+        ws.send(
+            json.dumps(
+                {
+                    "type": ControlType.ADVICE,
+                    "why": why,
+                    "reconnect": True,
+                    "retry_after_ms": retry_after_ms,
+                }
+            )
+        )
+        ws.close(reason=CLOSE_TRY_LATER, message=why)
+    except (ConnectionClosed, OSError):
+        pass
 
 
 def _origin_allowed(svc: Services) -> bool:
@@ -329,18 +359,7 @@ def websocket(ws: Any) -> None:
         if not overloaded:
             _active_sockets += 1
     if overloaded:
-        metrics.WS_RECONNECT_ADVICE.labels(why="overload").inc()
-        ws.send(
-            json.dumps(
-                {
-                    "type": ControlType.ADVICE,
-                    "why": "overload",
-                    "reconnect": True,
-                    "retry_after_ms": 5000,
-                }
-            )
-        )
-        ws.close(reason=CLOSE_TRY_LATER, message="overloaded")
+        _advise_and_close(ws, "overload", 5000)
         _closed(CLOSE_TRY_LATER, "overload", started)
         return
     metrics.WS_CONNECTIONS_ACTIVE.inc()
@@ -355,6 +374,14 @@ def websocket(ws: Any) -> None:
         session.run()
     except ConnectionClosed:
         pass
+    except Exception as exc:
+        if server_down(exc) is None:
+            raise
+        if session is not None:
+            session.advise_server_down(exc)
+        else:  # Redis went away during the handshake: same advice, no session yet
+            _advise_and_close(ws, "server_unavailable", SERVER_DOWN_RETRY_AFTER_SECONDS * 1000)
+            _closed(CLOSE_TRY_LATER, "server_unavailable", started)
     finally:
         with _active_lock:
             _active_sockets -= 1

@@ -135,3 +135,25 @@ def test_oversized_body_is_a_413(client, settings, make_user) -> None:
     )
     assert response.status_code == 413
     assert response.get_json()["error"]["code"]
+
+
+def test_repeating_a_client_message_id_returns_the_first_answer(
+    client, settings, demo_user, celery_worker
+) -> None:
+    """Issue 10 item 14: without ``conversation_id`` a repeat asked again, in a new conversation."""
+    import secrets
+
+    cmid = "m_" + secrets.token_hex(6)
+    first = ask(client, settings, demo_user, q="interviews", client_message_id=cmid)
+    again = ask(client, settings, demo_user, q="interviews", client_message_id=cmid)
+    assert first.status_code == again.status_code == 200
+    assert again.get_json() == first.get_json()
+    listed = client.get("/api/conversations", headers=auth_header(settings, demo_user)).get_json()
+    ids = [c["id"] for c in listed["conversations"]]
+    assert ids.count(first.get_json()["conversation_id"]) == 1
+    events = client.get(
+        f"/api/conversations/{first.get_json()['conversation_id']}/events",
+        headers=auth_header(settings, demo_user),
+    ).get_json()["events"]
+    assert [e["type"] for e in events].count("question") == 1
+    assert [e["type"] for e in events].count("done") == 1

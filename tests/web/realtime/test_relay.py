@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 import threading
 
+import pytest
+
 from shared.core.clients import get_redis
 from shared.realtime.eventlog import EventLog, position_before
 from web.realtime.relay import Relay
@@ -46,3 +48,73 @@ def test_reader_far_behind_the_tail_falls_back_to_redis(settings) -> None:
         assert [e.id for e in relay.read_after(stream, ids[3])] == ids[4:]  # tail starts at ids[4]
         assert [e.id for e in relay.read_after(stream, ids[0])] == ids[1:]  # older: read from Redis
     relay.stop()
+
+
+def _append_many(events: EventLog, stream: str, count: int) -> list[str]:
+    """``count`` events in one round trip; plain XADD rings no doorbell, so only reads get there."""
+    pipe = events.redis.pipeline(transaction=False)
+    for n in range(count):
+        pipe.xadd(stream, {"type": "delta", "conversation_id": "", "data": f'{{"n":{n}}}'})
+    return [str(entry_id) for entry_id in pipe.execute()]
+
+
+@pytest.mark.timeout(30)
+def test_a_reader_more_than_a_page_behind_reaches_the_end(settings) -> None:
+    """Issue 10 item 1: 1,200 events from ``0`` delivered 500, then nothing until a doorbell."""
+    r = get_redis(settings)
+    events = EventLog(r, settings)
+    relay = Relay(r, settings)
+    stream = events.conversation_stream("c_relay_" + secrets.token_hex(4))
+    ids = _append_many(events, stream, 1200)
+    with relay.listening([stream]):
+        seen: list[str] = []
+        after = "0"
+        for _ in range(10):  # no doorbell rings in between: the reads alone must get there
+            page = relay.read_after(stream, after)
+            if not page:
+                break
+            seen += [e.id for e in page]
+            after = page[-1].id
+        assert seen == ids
+        # A second reader far behind (inside the shared tail's reach and before it) also ends.
+        for start in (ids[100], ids[-300], ids[-5]):
+            got, after = [], start
+            while page := relay.read_after(stream, after):
+                got += [e.id for e in page]
+                after = page[-1].id
+            assert got == ids[ids.index(start) + 1 :], start
+    relay.stop()
+
+
+@pytest.mark.timeout(60)
+def test_a_reader_behind_reaches_the_end_across_a_redis_restart(tmp_path, settings) -> None:
+    """Item 1 under item 18's fault: Redis stops mid-read and comes back; no doorbell needed."""
+    import dataclasses
+
+    import redis
+
+    from devtools.servers import start_redis
+
+    own = start_redis(tmp_path / "redis")  # this test's own Redis: it stops it
+    mine = dataclasses.replace(settings, redis_url=own.url)
+    r = get_redis(mine)
+    events = EventLog(r, mine)
+    relay = Relay(r, mine)
+    stream = events.conversation_stream("c_relay_" + secrets.token_hex(4))
+    ids = _append_many(events, stream, 1200)
+    restarted = None
+    try:
+        with relay.listening([stream]):
+            seen = [e.id for e in relay.read_after(stream, "0")]
+            own.stop()  # SIGTERM: Redis writes its append-only file before it exits
+            with pytest.raises(redis.ConnectionError):
+                relay.read_after(stream, seen[-1])
+            restarted = start_redis(tmp_path / "redis", port=own.port)
+            while page := relay.read_after(stream, seen[-1]):
+                seen += [e.id for e in page]
+            assert seen == ids
+    finally:
+        relay.stop()
+        own.stop()
+        if restarted is not None:
+            restarted.stop()

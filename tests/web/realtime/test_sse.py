@@ -57,7 +57,7 @@ def test_answer_streams_in_order_with_headers(web, settings, mailbox_user) -> No
     assert reader.status == 200
     assert reader.headers["Content-Type"].startswith("text/event-stream")
     assert reader.headers["X-Accel-Buffering"] == "no"
-    assert reader.headers["Cache-Control"] == "no-cache"
+    assert reader.headers["Cache-Control"] == "no-store"
     messages = [m for m in read_until_done(reader) if m["event"] not in (":", "retry")]
     reader.close()
     kinds = [m["event"] for m in messages]
@@ -317,3 +317,41 @@ def test_unanswered_question_ends_the_stream_with_an_error(settings, make_user) 
     response = app.test_client().get("/api/chat/stream?q=hello", headers=bearer(settings, user))
     text = response.get_data(as_text=True)
     assert "event: error" in text and "assistant_unavailable" in text
+
+
+def long_conversation(settings, user, count: int) -> tuple[str, list[str]]:  # type: ignore[no-untyped-def]
+    """A conversation of ``count`` events written by plain XADD (no doorbell rings)."""
+    from shared.realtime.conversations import claim_conversation
+
+    r = get_redis(settings)
+    conversation_id = claim_conversation(r, settings, user.id, None)
+    stream = EventLog(r, settings).conversation_stream(conversation_id)
+    pipe = r.pipeline(transaction=False)
+    for n in range(count):
+        data = json.dumps({"n": n})
+        pipe.xadd(stream, {"type": "delta", "conversation_id": conversation_id, "data": data})
+    return conversation_id, [str(i) for i in pipe.execute()]
+
+
+@pytest.mark.timeout(60)
+def test_a_follower_1200_events_behind_reaches_the_end(web, settings, mailbox_user) -> None:
+    """Issue 10 item 1: from ``0`` (and from Last-Event-ID) the stream delivered 500, then pings."""
+    conversation_id, ids = long_conversation(settings, mailbox_user, 1200)
+    for headers, expected in (({}, ids), ({"Last-Event-ID": ids[99]}, ids[100:])):
+        reader = SseReader(
+            f"{web.base}/api/conversations/{conversation_id}/stream?after=0",
+            headers={**bearer(settings, mailbox_user), **headers},
+        )
+        got: list[str] = []
+        pings = 0
+        for message in reader.messages():
+            if "id" in message:
+                got.append(message["id"])
+                if len(got) == len(expected):
+                    break
+            elif message["event"] == ":":
+                pings += 1  # one ping per idle second: 5 in a row means it stopped
+                if pings > 5:
+                    break
+        reader.close()
+        assert len(got) == len(expected) and got == expected, f"stopped after {len(got)}"

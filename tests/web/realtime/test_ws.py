@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,16 @@ def test_bad_frames_get_error_frames_and_the_socket_stays(web, settings, user, m
             "conversation_id",
         ),
         ({"type": "resume", "conversation_id": "c_x", "after": "bogus"}, "invalid_field", None),
+        # Issue 10 item 13: these wrote an HTTP 500 into the socket or killed it.
+        (
+            {"type": "chat.send", "q": "x", "window_days": "²", "client_message_id": "m_2"},
+            "invalid_field",
+            "window_days",
+        ),
+        ({"type": "chat.send", "q": "\ud800", "client_message_id": "m_3"}, "invalid_field", "q"),
+        ({"type": "resume", "conversation_id": "c_x", "after": "²"}, "invalid_field", None),
+        ({"type": "resume", "conversation_id": "c_x", "after": "9" * 26}, "invalid_field", None),
+        ("[" * 1020 + "]" * 1020, "invalid_json", None),  # past the recursion limit
     ]
     for frame, code, field in cases:
         client.send(frame)
@@ -246,3 +257,25 @@ def test_sigterm_sends_advice_and_1012_and_clients_resume_elsewhere(
     finally:
         leaving.stop()
         staying.stop()
+
+
+@pytest.mark.timeout(60)
+def test_resume_1200_events_behind_reaches_the_end(web, settings, user) -> None:
+    """Issue 10 item 1: a ``resume`` from ``0`` of a long conversation stopped after 500."""
+    from tests.web.realtime.test_sse import long_conversation
+
+    conversation_id, ids = long_conversation(settings, user, 1200)
+    client = connect(web, settings, user)
+    client.send({"type": "resume", "conversation_id": conversation_id, "after": "0"})
+    got: list[str] = []
+    deadline = time.monotonic() + 20
+    while len(got) < len(ids) and time.monotonic() < deadline:
+        try:
+            frame = client.receive(timeout=3)
+        except TimeoutError:
+            break  # three quiet seconds: it stopped
+        assert frame is not None, f"closed {client.close_code}"
+        if frame.get("conversation_id") == conversation_id and "id" in frame:
+            got.append(frame["id"])
+    client.close()
+    assert got == ids, f"stopped after {len(got)} of {len(ids)}"
