@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from web import cli, client, errors, extensions, metrics
     from web.api import accounts, auth, chat, conversations, emails, health, me
     from web.api import mail as mail_upload
+    from web.api import openapi
     from web.realtime import sse, ws
 
     extensions.init_services(app, settings)
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(mail_upload.bp)
     app.register_blueprint(emails.bp)
     app.register_blueprint(client.bp)
+    app.register_blueprint(openapi.bp)
     cli.init_cli(app)
     metrics.init_metrics(app)
     return app
