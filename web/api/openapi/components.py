@@ -186,6 +186,8 @@ ERROR_MEANINGS: dict[int, str] = {
     404: "Not found (or not yours: the same answer).",
     409: "Conflicts with the current state.",
     413: "The request body is over the size limit.",
+    414: "The URL is over the request-line limit (`field` url); send a long question "
+    "to POST /api/chat.",
     429: "Too many requests; wait `Retry-After` seconds.",
     503: "A server it needs is down or busy; retry after `Retry-After` seconds.",
 }

@@ -37,6 +37,8 @@ class Op:
             errors |= {401, 503}  # the token check reads the token version from Redis
         if self.body is not None:
             errors |= {400, 413}
+        if any(p["in"] == "query" for p in self.parameters):
+            errors.add(414)  # gunicorn's request-line limit (web/gunicorn_worker.py)
         responses: dict[str, Any] = {str(s): r for s, r in self.responses.items()}
         for status in sorted(errors):
             responses[str(status)] = error_response(status, self.errors_described.get(status))
