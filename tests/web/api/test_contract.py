@@ -49,10 +49,13 @@ STREAMS = r"/stream$"
 EXAMPLES = 25  # per operation and mode
 
 
-def _config() -> SchemathesisConfig:
+def _config(*, allow_extra_parameters: bool = True) -> SchemathesisConfig:
     return SchemathesisConfig.from_dict(
         {
-            "generation": {"with-security-parameters": False},
+            "generation": {
+                "with-security-parameters": False,
+                "allow-extra-parameters": allow_extra_parameters,
+            },
             "request-timeout": 30,
             # An invalid request may also be too long for a URL: gunicorn's 414 refuses it too.
             "checks": {
@@ -88,7 +91,11 @@ def _safe(case: Any) -> None:
 
 
 def _run(
-    schema: Any, mode: GenerationMode, max_examples: int, call: Any
+    schema: Any,
+    mode: GenerationMode,
+    max_examples: int,
+    call: Any,
+    path_parameters: dict[str, dict[str, str]] | None = None,
 ) -> tuple[list[str], int]:
     """Every selected operation, ``max_examples`` generated cases each: the failures, named,
     and how many requests were sent (so a run that generated nothing cannot pass)."""
@@ -96,6 +103,8 @@ def _run(
     sent = 0
     for result in schema.get_all_operations():
         operation = result.ok()
+        pinned = (path_parameters or {}).get(operation.path)
+        strategy = operation.as_strategy(generation_mode=mode, path_parameters=pinned)
 
         @hypothesis.settings(
             max_examples=max_examples,
@@ -105,7 +114,7 @@ def _run(
             suppress_health_check=list(hypothesis.HealthCheck),
             phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
         )
-        @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+        @hypothesis.given(case=strategy)
         def check(case: Any) -> None:
             nonlocal sent
             sent += 1
@@ -139,18 +148,33 @@ def test_api_conforms_to_its_document(live) -> None:
     print(f"contract: {valid} valid and {invalid} invalid requests")
 
 
-def test_streams_refuse_invalid_requests(live) -> None:
-    """SSE endpoints get only invalid requests: each must be refused, never streamed."""
-    web, headers = live
-    schema = schemathesis.openapi.from_url(f"{web.base}/openapi.json", config=_config())
+def test_streams_refuse_invalid_requests(settings, live) -> None:
+    """SSE endpoints get only invalid requests: each must be refused, never streamed.
+
+    The conversation is a real one of a user of its own (nothing else of theirs
+    exists), so a refusal is about the invalid part, not an unknown conversation.
+    """
+    from shared.core.clients import get_redis
+    from shared.identity.users import create_user
+    from shared.realtime.conversations import claim_conversation
+
+    web, _ = live
+    r = get_redis(settings)
+    user = create_user(r, settings, f"streams-{secrets.token_hex(4)}@example.com", "pw-streams-1")
+    conversation = claim_conversation(r, settings, user.id, None)
+    headers = auth_header(settings, user)
+    config = _config(allow_extra_parameters=False)  # unknown parameters are ignored, not wrong
+    schema = schemathesis.openapi.from_url(f"{web.base}/openapi.json", config=config)
     selected = schema.include(path_regex=STREAMS)
     assert len(list(selected.get_all_operations())) == 2
 
     def call(case: Any) -> None:
-        response = case.call(headers=headers)
+        # A stream wrongly opened sends a ping every 15 s: the read timeout ends it as a failure.
+        response = case.call(headers=headers, timeout=10)
         assert response.status_code != 200, f"streamed: {case.as_curl_command()}"
         case.validate_response(response, checks=CHECKS)
 
-    failures, sent = _run(selected, GenerationMode.NEGATIVE, EXAMPLES, call)
+    pinned = {"/api/conversations/{conversation_id}/stream": {"conversation_id": conversation}}
+    failures, sent = _run(selected, GenerationMode.NEGATIVE, EXAMPLES, call, pinned)
     assert not failures, "\n\n".join(failures)
     assert sent >= 10, sent

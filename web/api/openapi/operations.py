@@ -79,6 +79,8 @@ def sse(description: str) -> dict[str, Any]:
     }
 
 
+# An event id, or empty (the same as none given).
+POSITION = {"type": "string", "pattern": "^([0-9]{1,20}(-[0-9]{1,20})?)?$"}
 STREAMING_OFF = (
     "A server it needs is down, or streaming is switched off (`X-Chat-Streaming-Disabled: 1`, "
     "`code` streaming_disabled: use POST /api/chat)."
@@ -193,15 +195,14 @@ def core_operations(settings: Settings) -> dict[tuple[str, str], Op]:
             errors=(400, 404),
             parameters=[
                 conversation,
-                query(
-                    "after", {"type": "string", "pattern": EVENT_ID_PATTERN}, "Or Last-Event-ID."
-                ),
+                query("after", POSITION, "Where to resume (default 0); Last-Event-ID wins."),
                 query("epoch", {"type": "string"}, "The epoch the client's position is from."),
                 {
                     "name": "Last-Event-ID",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string", "pattern": EVENT_ID_PATTERN},
+                    "description": "Sent by a reconnecting EventSource.",
+                    "schema": POSITION,
                 },
             ],
             security=BEARER_OR_TICKET,
