@@ -21,9 +21,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
 
     from web import cli, client, errors, extensions, metrics
-    from web.api import accounts, auth, chat, conversations, emails, health, me
+    from web.api import accounts, auth, chat, conversations, emails, health, me, openapi
     from web.api import mail as mail_upload
-    from web.api import openapi
     from web.realtime import sse, ws
 
     extensions.init_services(app, settings)

@@ -12,8 +12,9 @@ from typing import Any
 
 from web.api.openapi.components import Schema, error_response, json_content, json_request
 
-BEARER = [{"bearer": []}]
-BEARER_OR_TICKET = [{"bearer": []}, {"ticket": []}]
+Security = list[dict[str, list[str]]]
+BEARER: Security = [{"bearer": []}]
+BEARER_OR_TICKET: Security = [{"bearer": []}, {"ticket": []}]
 
 
 @dataclass
@@ -26,7 +27,7 @@ class Op:
     errors: tuple[int, ...] = ()
     body: Schema | None = None
     parameters: list[Schema] = field(default_factory=list)
-    security: list[dict[str, list[str]]] | None = None  # None: public
+    security: Security | None = None  # None: public
     description: str = ""
     errors_described: dict[int, str] = field(default_factory=dict)
     multipart: Schema | None = None  # a multipart/form-data body instead of JSON
