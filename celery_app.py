@@ -10,6 +10,7 @@ from __future__ import annotations
 from celery import Celery
 from celery.app import trace
 
+import workers.task_logs  # noqa: F401  (Celery processes log in Mailchat's format)
 from shared.core.settings import Settings, get_settings
 from shared.core.task_names import ALL_QUEUES, DELIVERY_SWEEP_OUTBOX, QUEUE_SEARCH, TASK_ROUTES
 from shared.index.lifecycle import beat_schedule as lifecycle_beat_schedule

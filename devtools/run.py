@@ -67,10 +67,17 @@ def prepare_demo(settings: Settings) -> str:
         owner_address=settings.demo_email,
         today=datetime.now(UTC).date(),
         count=settings.demo_message_count,
+        # The whole demo is kept: it spans the retention (mail older than that is not kept).
+        days=min(120, settings.retention_days - 1) if settings.retention_days > 1 else 120,
     )
     stats = import_mbox(es, settings, user.id, mbox_path, refresh=True)
     r.set(flag, datetime.now(UTC).isoformat())
-    return f"demo mailbox imported for {user.email}: {stats.indexed} emails"
+    skipped = (
+        f" ({stats.skipped_expired} older than {settings.retention_days} days not kept)"
+        if stats.skipped_expired
+        else ""
+    )
+    return f"demo mailbox imported for {user.email}: {stats.indexed} emails{skipped}"
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
@@ -126,6 +133,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("elastic_transport").setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so `finally` stops the servers
+    os.environ.setdefault(ENV_PREFIX + "LOG_FORMAT", "plain")  # a terminal, not a log shipper
     settings = Settings.from_env().with_secret_key()
     settings.data_path.mkdir(parents=True, exist_ok=True)
     settings, started = start_missing_servers(settings)

@@ -75,7 +75,9 @@ def celery_worker(settings: Settings, session_dir: Path) -> Iterator[subprocess.
     """A real Celery worker subprocess consuming every queue."""
     from tests.live import start_worker
 
-    process = start_worker(settings, session_dir / "worker.log", dict(os.environ))
+    # The session's Dovecot listens on loopback, which IMAP accounts may only use when allowed.
+    env = {**os.environ, ENV_PREFIX + "IMAP_ALLOW_PRIVATE_HOSTS": "true"}
+    process = start_worker(settings, session_dir / "worker.log", env)
     yield process
     process.terminate()
     try:

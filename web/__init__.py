@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
+from shared.core.logs import configure_logging
 from shared.core.settings import Settings, get_settings
 
 
@@ -16,15 +15,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
 
-    from web import cli, client, errors, extensions, metrics
+    from web import cli, client, errors, extensions, metrics, request_log
     from web.api import accounts, auth, chat, conversations, emails, health, me, openapi
     from web.api import mail as mail_upload
     from web.realtime import sse, ws
 
+    request_log.init_request_log(app)
     extensions.init_services(app, settings)
     errors.register_error_handlers(app)
     auth.init_auth(app)

@@ -19,7 +19,7 @@ from shared.index import lifecycle
 from shared.index.lifecycle.policy import LifecycleError
 from shared.index.template import bootstrap
 from shared.index.writer import import_mbox
-from shared.privacy.delete_data import delete_user_data
+from shared.privacy.delete_data import SyncStillRunning, delete_user_data
 from web.extensions import services
 
 index_cli = AppGroup("index", help="Manage the email index.")
@@ -159,9 +159,12 @@ def users_delete_data(email: str, delete_user: bool, yes: bool) -> None:
     what = "all data and the login" if delete_user else "all data (the login stays)"
     if not yes:
         click.confirm(f"Delete {what} of {user.email} ({user.id})?", abort=True)
-    report = delete_user_data(
-        svc.elasticsearch, svc.redis, svc.settings, user.id, delete_user=delete_user
-    )
+    try:
+        report = delete_user_data(
+            svc.elasticsearch, svc.redis, svc.settings, user.id, delete_user=delete_user
+        )
+    except SyncStillRunning as exc:  # the sync stops at its next batch; then this finishes
+        raise click.ClickException(f"{exc}; run the same command again in a minute") from exc
     click.echo(json.dumps(report.as_dict()))
 
 

@@ -13,7 +13,15 @@ from shared.core import metrics
 from shared.core.clients import get_redis
 from shared.core.settings import get_settings
 from shared.core.task_names import DELIVERY_DELIVER, DELIVERY_SWEEP_OUTBOX
-from shared.realtime.delivery import Delivery, Target, claim_overdue, dead_letter, deliver, settle
+from shared.realtime.delivery import (
+    Delivery,
+    Target,
+    claim_overdue,
+    dead_letter,
+    deliver,
+    is_pending,
+    settle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +67,17 @@ def deliver_event(
     dedup_key: str,
     enqueued_at: float | None = None,
 ) -> str:
-    """Append one event; returns its entry id (the same id on every retry)."""
+    """Append one event; returns its entry id (the same id on every retry).
+
+    A delivery sent through the outbox (it carries ``enqueued_at``) whose entry
+    is gone was settled already or purged by delete-my-data: writing it now
+    would recreate a log the person deleted, so it is dropped.
+    """
     settings = get_settings()
+    if enqueued_at is not None and not is_pending(get_redis(settings), settings, dedup_key):
+        metrics.DELIVERY_ATTEMPTS.labels(outcome="dropped").inc()
+        log.info("delivery %s is no longer pending (settled or purged); dropped", dedup_key)
+        return ""
     delivery = Delivery(target, target_id, event_type, data, dedup_key, enqueued_at)
     appended = deliver(get_redis(settings), settings, delivery)
     settle(get_redis(settings), settings, dedup_key)

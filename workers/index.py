@@ -22,6 +22,7 @@ from shared.core.clients import get_elasticsearch, get_redis
 from shared.core.settings import Settings, get_settings
 from shared.core.task_names import INDEX_RETENTION, INDEX_ROLLOVER
 from shared.index import lifecycle
+from shared.index.mail_age import purge_expired_mail
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +73,9 @@ def rollover(self: Any, alias: str | None = None, template: str | None = None) -
     **_RETRY,
 )
 def retention(self: Any, alias: str | None = None, template: str | None = None) -> dict[str, Any]:
-    """Delete indices behind the alias rolled over more than retention (90 d) ago."""
+    """Delete indices rolled over more than retention (90 d) ago, and mail older than that."""
     settings = _settings(alias, template)
-    result = lifecycle.retention(
-        get_elasticsearch(settings),
-        get_redis(settings),
-        settings,
-        owner=f"task:{self.request.id}",
-    )
-    return result.as_dict()
+    es = get_elasticsearch(settings)
+    result = lifecycle.retention(es, get_redis(settings), settings, owner=f"task:{self.request.id}")
+    # Retention by the age of the mail: what aged out since it was indexed goes too.
+    return {**result.as_dict(), "expired_emails_deleted": purge_expired_mail(es, settings)}

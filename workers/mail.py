@@ -19,6 +19,7 @@ from elasticsearch import ConnectionError as ESConnectionError
 from elasticsearch import TransportError
 
 from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.logs import user_hash
 from shared.core.settings import get_settings
 from shared.core.task_names import (
     MAIL_IMPORT_MBOX,
@@ -165,5 +166,5 @@ def import_mbox(
             return {"outcome": "missing"}
         return _sync(self, account_id, announce=True)
     stats = import_mbox_file(get_elasticsearch(settings), settings, user_id, path)
-    log.info("imported %s for %s: %s", path, user_id, stats.as_dict())
+    log.info("imported an mbox for %s: %s", user_hash(user_id), stats.as_dict())
     return stats.as_dict()

@@ -97,6 +97,7 @@ def compose_answer(outcome: SearchOutcome) -> str:
     """A short answer grounded only in the hits, naming what was searched."""
     looked_for = f"“{outcome.keywords}”" if outcome.keywords else "all your mail"
     window = f"the last {outcome.window_days} day{'s' if outcome.window_days != 1 else ''}"
+    window += outcome.retention_note  # a capped window says why (retention by mail age)
     if outcome.total_hits == 0:
         return f"I searched {looked_for} in {window} and nothing matched."
     noun = "email" if outcome.total_hits == 1 else "emails"

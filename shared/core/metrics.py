@@ -86,6 +86,10 @@ WS_RECONNECT_ADVICE = Counter(
     "ws_reconnect_advice_total", "Advice frames telling clients to reconnect, by why.", ["why"]
 )
 SSE_STREAMS_ACTIVE = Gauge("sse_streams_active", "Open SSE streams.", multiprocess_mode="livesum")
+MAIL_SKIPPED_EXPIRED = Counter(
+    "mail_skipped_expired_total",
+    "Emails not indexed because they are older than MAILCHAT_RETENTION_DAYS.",
+)
 DELIVERY_ATTEMPTS = Counter(
     "delivery_attempts_total", "Event deliveries to a log, by outcome.", ["outcome"]
 )

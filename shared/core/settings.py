@@ -61,6 +61,13 @@ class Settings:
     data_dir: str = field(
         default=".data", metadata={"doc": "Local state: Redis AOF, noida-db data, keys"}
     )
+    log_format: str = field(
+        default="json",
+        metadata={
+            "doc": "Log lines: `json` (one object per line, for shippers) or `plain`; make run uses plain"
+        },
+    )
+    log_level: str = field(default="INFO", metadata={"doc": "Lowest level logged"})
 
     # Secrets and accounts.
     secret_key: str = field(
@@ -91,7 +98,12 @@ class Settings:
         metadata={"doc": "Roll the write index over once a primary shard is this big (b..tb)"},
     )
     retention_days: int = field(
-        default=90, metadata={"doc": "Delete a non-write index this many days after its rollover"}
+        default=90,
+        metadata={
+            "doc": "Mail older than this (by received_at) is not kept: sync and import skip it, "
+            "questions cannot look further back, the daily retention deletes it; a non-write "
+            "index is deleted this many days after its rollover. 0 keeps everything"
+        },
     )
     lifecycle_owner: str = field(
         default="mailchat",

@@ -23,6 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from shared.core.clients import get_redis
 from shared.core.keys import RedisKeys
+from shared.core.logs import user_hash
 from shared.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def create_user(r: redis.Redis, settings: Settings, email: str, password: str) -
             "created_at": int(time.time()),
         },
     )
-    log.info("created user %s", user_id)
+    log.info("created user %s", user_hash(user_id))
     return User(user_id, email)
 
 
@@ -125,7 +126,7 @@ def revoke_tokens(r: redis.Redis, settings: Settings, user_id: str) -> int:
     if not r.exists(key):
         return 0
     version = int(r.hincrby(key, "token_version", 1))
-    log.info("revoked the access tokens of %s (now version %d)", user_id, version)
+    log.info("revoked the access tokens of %s (now version %d)", user_hash(user_id), version)
     return version
 
 

@@ -9,6 +9,10 @@ After a rollover an id may already live in an older index: each batch's
 operations are sent to the concrete index holding their document
 (``shared.index.lifecycle.placement``), so a re-synced email is updated (or
 deleted, ``delete_documents``) where it is, never copied into the write index.
+
+Mail older than the retention (``shared.index.mail_age``) is not indexed at
+all: it is counted as ``skipped_expired`` and its batch still counts as
+acknowledged, so a sync cursor moves past it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from elasticsearch import Elasticsearch, helpers
 
 from shared.core import metrics
 from shared.core.settings import Settings
+from shared.index import mail_age
 from shared.index.lifecycle.placement import indices_behind, locate_in, route_actions
 from shared.mail.mbox import iter_mbox
 from shared.mail.parse import ParsedEmail, parse_email
@@ -60,6 +65,7 @@ class ImportStats:
     indexed: int = 0
     failed: int = 0
     with_warnings: int = 0
+    skipped_expired: int = 0  # older than the retention: not kept
     cursor: int | str | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -69,6 +75,7 @@ class ImportStats:
             "indexed": self.indexed,
             "failed": self.failed,
             "with_warnings": self.with_warnings,
+            "skipped_expired": self.skipped_expired,
             "cursor": self.cursor,
             "errors": self.errors[:20],
         }
@@ -173,16 +180,26 @@ def import_messages(
     Elasticsearch, which is the only safe moment to advance a sync cursor.
     """
     stats = ImportStats()
+    limit = mail_age.cutoff(settings)
     # Parsing is CPU work in this process, indexing waits on Elasticsearch: overlap
     # them by sending batch N while batch N+1 is parsed. At most one batch is in
     # flight, and batches are acknowledged in order, so the cursor stays exact.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk") as sender:
         in_flight: tuple[Future[tuple[int, list[Any]]], ProviderMessage] | None = None
         for batch in _batches(messages, settings.import_batch_size):
-            actions = [_action(settings, owner_id, message, source, stats) for message in batch]
+            built = [
+                _action(settings, owner_id, message, source, stats, limit) for message in batch
+            ]
+            actions = [action for action in built if action is not None]
             stats.seen += len(batch)
             if in_flight is not None:
                 _settle(stats, *in_flight, on_batch_indexed)
+                in_flight = None
+            if not actions:  # all of it older than the retention: acknowledged as it is
+                stats.cursor = batch[-1].cursor
+                if on_batch_indexed is not None:
+                    on_batch_indexed(stats)
+                continue
             in_flight = (sender.submit(_bulk, es, settings, actions), batch[-1])
         if in_flight is not None:
             _settle(stats, *in_flight, on_batch_indexed)
@@ -192,9 +209,19 @@ def import_messages(
 
 
 def _action(
-    settings: Settings, owner_id: str, message: ProviderMessage, source: str, stats: ImportStats
-) -> dict[str, Any]:
+    settings: Settings,
+    owner_id: str,
+    message: ProviderMessage,
+    source: str,
+    stats: ImportStats,
+    limit: datetime | None,
+) -> dict[str, Any] | None:
+    """The bulk action for one message, or None for mail older than the retention."""
     parsed = parse_email(message.raw, fallback_date=message.fallback_date)
+    if mail_age.is_expired(parsed.received_at, limit):
+        stats.skipped_expired += 1
+        metrics.MAIL_SKIPPED_EXPIRED.inc()
+        return None
     if parsed.warnings:
         stats.with_warnings += 1
         metrics.MAIL_PARSE_WARNINGS.inc()

@@ -4,7 +4,15 @@
 person able to retry with the same token, and no sync re-adds mail behind
 the deletion):
 
-1. **mail accounts**: every id in ``user-accounts:<user>``: the account hash,
+0. **running syncs are stopped first**: every account is marked ``deleting``
+   (the tombstone a sync checks before each batch), then each account's sync
+   lock is taken, waiting up to ``ACCOUNT_LOCK_WAIT_SECONDS`` for a batch in
+   flight to be indexed and committed. Without this, a batch in flight would
+   be indexed after the documents were deleted and its commit would recreate
+   the account's keys. A sync that does not stop in time answers
+   ``SyncStillRunning`` (a 503: the tombstone stays, the sync deletes the
+   account itself at its next batch, and the retry finishes);
+1. **mail accounts** (under those locks): every id in ``user-accounts:<user>``: the account hash,
    every ``account:<id>:*`` key (cursors, message maps, IMAP uid maps, locks,
    quota counters, push flags, ...), and its entries in the global sets
    (``accounts``, ``gmail-address:<address>``);
@@ -14,7 +22,9 @@ the deletion):
 3. **conversations**: every id in ``user-conversations:<user>``: its owner key,
    active-question key, event stream and every ``<stream>:*`` key (epoch,
    dedup entries);
-4. the user's **notification stream** (and its ``:*`` keys), import lock,
+4. **pending deliveries** in the outbox addressed to the user or one of their
+   conversations (so the sweep cannot re-send one and recreate a log), then
+   the user's **notification stream** (and its ``:*`` keys), import lock,
    conversation and account index keys, and dead-lettered deliveries that
    name the user or one of their conversations;
 5. **access tokens**: the token version is bumped, so every token issued so
@@ -39,6 +49,9 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -46,8 +59,12 @@ import redis
 from elasticsearch import Elasticsearch
 
 from shared.core.keys import RedisKeys
+from shared.core.locks import RedisLock
+from shared.core.logs import user_hash
 from shared.core.settings import Settings
 from shared.identity.users import revoke_tokens
+from shared.realtime.delivery import purge_outbox
+from shared.sync import accounts
 from shared.sync.documents import delete_user_accounts
 
 log = logging.getLogger(__name__)
@@ -55,6 +72,9 @@ log = logging.getLogger(__name__)
 DELETE_BY_QUERY_TIMEOUT_SECONDS = 600
 DELETE_BY_QUERY_ATTEMPTS = 5
 SCAN_COUNT = 500
+ACCOUNT_LOCK_WAIT_SECONDS = 30.0  # a sync batch in flight finishes well within this
+ACCOUNT_LOCK_TTL_SECONDS = 600.0  # longer than deleting one account's mail takes
+LOCK_POLL_SECONDS = 0.1
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
@@ -67,12 +87,53 @@ class DeletionReport:
     event_logs: int = 0
     accounts: int = 0
     dead_letters: int = 0
+    pending_deliveries: int = 0
     redis_keys: int = 0
     tokens_revoked: bool = False
     user_deleted: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class SyncStillRunning(RuntimeError):
+    """A sync of the person's account did not stop in time; retrying the deletion finishes it."""
+
+
+@contextmanager
+def syncs_stopped(
+    r: redis.Redis, settings: Settings, user_id: str, wait_seconds: float
+) -> Iterator[list[str]]:
+    """Hold the sync lock of every account of ``user_id`` (after asking each sync to stop).
+
+    Yields the account ids. The ``deleting`` flag makes a running sync stop
+    before its next batch (and delete the account itself); taking the lock
+    waits for that, so nothing it indexes or commits lands after the deletion.
+    """
+    keys = RedisKeys(settings.key_prefix)
+    ids = sorted(str(a) for a in r.smembers(keys.user_accounts(user_id)))
+    for account_id in ids:
+        accounts.request_deletion(r, settings, account_id)
+    deadline = time.monotonic() + wait_seconds
+    with ExitStack() as held:
+        for account_id in ids:
+            lock = RedisLock(
+                r, keys.account_lock(account_id), ACCOUNT_LOCK_TTL_SECONDS, owner="delete-data"
+            )
+            while not lock.acquire():
+                if time.monotonic() >= deadline:
+                    raise SyncStillRunning(
+                        f"the sync of account {account_id} did not stop within {wait_seconds:.0f} s"
+                    )
+                time.sleep(LOCK_POLL_SECONDS)
+            held.callback(_release_quietly, r, lock)
+        yield ids
+
+
+def _release_quietly(r: redis.Redis, lock: RedisLock) -> None:
+    """Release a lock whose key the account deletion may already have removed."""
+    if r.exists(lock.key):
+        lock.release()
 
 
 def glob_escape(value: str) -> str:
@@ -87,17 +148,25 @@ def delete_user_data(
     user_id: str,
     *,
     delete_user: bool = False,
+    lock_wait_seconds: float = ACCOUNT_LOCK_WAIT_SECONDS,
 ) -> DeletionReport:
-    """Remove the user's mail, conversations, logs, accounts and tokens; idempotent."""
+    """Remove the user's mail, conversations, logs, accounts and tokens; idempotent.
+
+    Raises ``SyncStillRunning`` if a sync of one of the accounts does not stop
+    within ``lock_wait_seconds`` (nothing is revoked then, so the same token retries).
+    """
     if not user_id:
         raise ValueError("delete_user_data needs a user id")
     keys = RedisKeys(settings.key_prefix)
     report = DeletionReport()
     conversation_ids = [str(c) for c in r.zrange(keys.user_conversations(user_id), 0, -1)]
-    # Accounts go the same way as DELETE /api/accounts/<id>: keys, mail, uploaded files.
     report.accounts = int(r.scard(keys.user_accounts(user_id)))
-    report.documents = delete_user_accounts(r, es, settings, user_id)
-    report.documents += delete_documents_of(es, settings, user_id)
+    with syncs_stopped(r, settings, user_id, lock_wait_seconds):
+        # Accounts go the same way as DELETE /api/accounts/<id>: keys, mail, uploaded files.
+        report.documents = delete_user_accounts(r, es, settings, user_id)
+        report.documents += delete_documents_of(es, settings, user_id)
+    # No sync of theirs runs any more: what is still pending would only recreate their logs.
+    report.pending_deliveries = purge_outbox(r, settings, {user_id, *conversation_ids})
     for conversation_id in conversation_ids:
         report.redis_keys += _delete_conversation(r, keys, conversation_id, report)
     report.conversations = len(conversation_ids)
@@ -123,7 +192,7 @@ def delete_user_data(
         report.tokens_revoked = True
     else:
         report.tokens_revoked = revoke_tokens(r, settings, user_id) > 0
-    log.info("deleted the data of %s: %s", user_id, report.as_dict())
+    log.info("deleted the data of %s: %s", user_hash(user_id), report.as_dict())
     return report
 
 

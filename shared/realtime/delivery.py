@@ -139,3 +139,34 @@ def claim_overdue(
             if raw:
                 claimed.append(Delivery.from_kwargs(json.loads(raw)))
     return claimed
+
+
+def is_pending(r: redis.Redis, settings: Settings, dedup_key: str) -> bool:
+    """Whether the outbox still holds this delivery (neither settled nor purged)."""
+    return bool(r.hexists(RedisKeys(settings.key_prefix).delivery_outbox(), dedup_key))
+
+
+def purge_outbox(r: redis.Redis, settings: Settings, target_ids: set[str]) -> int:
+    """Drop every pending delivery addressed to one of ``target_ids``; returns how many.
+
+    Delete-my-data calls this before it deletes the logs: otherwise the sweep
+    would re-send a pending notification and recreate the log it just deleted.
+    A task already queued for a purged delivery finds its entry gone and
+    writes nothing (``delivery.deliver`` checks ``is_pending``).
+    """
+    keys = RedisKeys(settings.key_prefix)
+    doomed: list[str] = []
+    for dedup_key, raw in r.hscan_iter(keys.delivery_outbox(), count=500):
+        try:
+            target_id = str(json.loads(raw).get("target_id", ""))
+        except ValueError:
+            continue
+        if target_id in target_ids:
+            doomed.append(str(dedup_key))
+    for start in range(0, len(doomed), 500):
+        chunk = doomed[start : start + 500]
+        pipe = r.pipeline(transaction=True)
+        pipe.hdel(keys.delivery_outbox(), *chunk)
+        pipe.zrem(keys.delivery_outbox_due(), *chunk)
+        pipe.execute()
+    return len(doomed)

@@ -24,6 +24,7 @@ import redis
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from shared.core.keys import RedisKeys
+from shared.core.logs import user_hash
 from shared.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ def create_account(
     if provider == "gmail":
         pipe.sadd(keys.gmail_address_accounts(address), account_id)
     pipe.execute()
-    log.info("account %s (%s) created for %s", account_id, provider, user_id)
+    log.info("account %s (%s) created for %s", account_id, provider, user_hash(user_id))
     return Account(account_id, user_id, provider, address, IDLE, now, config)
 
 

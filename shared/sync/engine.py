@@ -35,8 +35,11 @@ from shared.core.settings import Settings
 from shared.index.writer import ImportStats, document_id, import_messages
 from shared.sync import accounts
 from shared.sync.accounts import ERROR, IDLE, NEEDS_REAUTH, SYNCING, Account
+from shared.sync.connect import SyncOptions as SyncOptions  # re-exported for callers
+from shared.sync.connect import build_provider as build_provider
+from shared.sync.connect import gmail_client as gmail_client
 from shared.sync.documents import delete_account, delete_documents, update_labels
-from shared.sync.gmail_quota import QuotaBudget, QuotaExhausted
+from shared.sync.gmail_quota import QuotaExhausted
 from shared.sync.providers.base import (
     BatchNotIndexed,
     NeedsReauth,
@@ -61,6 +64,7 @@ class SyncResult:
     new: int = 0
     deleted: int = 0
     updated: int = 0
+    skipped: int = 0  # older than the retention: not kept
     message: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -68,77 +72,8 @@ class SyncResult:
         return dataclasses.asdict(self)
 
 
-@dataclass
-class SyncOptions:
-    """How to reach providers; tests hand in the Gmail transport and a clock-free sleep."""
-
-    gmail_http_factory: Callable[[Any], Any] | None = None
-    sleep: Callable[[float], None] = time.sleep
-    announce: bool = False  # send sync.done even when nothing changed (a sync someone asked for)
-
-
 def plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
-
-
-# -- providers ---------------------------------------------------------------------------
-
-
-def build_provider(
-    r: redis.Redis, settings: Settings, account: Account, options: SyncOptions
-) -> Provider:
-    stored = accounts.cursor(r, settings, account.id)
-    if account.provider == "gmail":
-        from shared.sync.providers.gmail import GmailProvider
-
-        api = gmail_client(r, settings, account, options)
-        return GmailProvider(api, r, settings, account.id, stored)
-    if account.provider == "imap":
-        from shared.sync.providers.imap import ImapConfig, ImapProvider
-
-        secret = accounts.secret(r, settings, account.id)
-        if secret.get("refresh_token"):  # Gmail's IMAP with XOAUTH2
-            secret = {"access_token": _access_token(settings, secret, options)}
-        return ImapProvider(
-            r, settings, account.id, ImapConfig.from_dict(account.config), secret, stored
-        )
-    if account.provider == "mbox":
-        from shared.sync.providers.mbox import MboxProvider
-
-        return MboxProvider(settings, account.config["path"], stored)
-    raise ProviderError(f"unknown provider {account.provider}")
-
-
-def gmail_client(r: redis.Redis, settings: Settings, account: Account, options: SyncOptions) -> Any:
-    from shared.sync.providers import gmail_api
-
-    secret = accounts.secret(r, settings, account.id)
-    if not secret.get("refresh_token"):
-        raise NeedsReauth("no Gmail refresh token stored; connect Gmail again")
-    creds = gmail_api.credentials(settings, secret["refresh_token"])
-    factory = options.gmail_http_factory or gmail_api.default_http_factory
-    budget = QuotaBudget(r, settings, account.id, sleep=options.sleep)
-    return gmail_api.GmailApi(
-        factory(creds), budget, max_retries=settings.gmail_max_retries, sleep=options.sleep
-    )
-
-
-def _access_token(settings: Settings, secret: dict[str, str], options: SyncOptions) -> str:
-    """A fresh XOAUTH2 access token for Gmail's IMAP from the stored refresh token."""
-    import httplib2
-    from google.auth.exceptions import RefreshError
-    from google_auth_httplib2 import Request
-
-    from shared.sync.providers import gmail_api
-
-    creds = gmail_api.credentials(settings, secret["refresh_token"], scopes=[gmail_api.IMAP_SCOPE])
-    wrapped = options.gmail_http_factory(creds) if options.gmail_http_factory else None
-    transport = getattr(wrapped, "http", None) or httplib2.Http(timeout=30)
-    try:
-        creds.refresh(Request(transport))  # type: ignore[no-untyped-call]  # google-auth: untyped
-    except RefreshError as exc:
-        raise NeedsReauth("Google refused the stored refresh token; reconnect") from exc
-    return str(creds.token)
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -197,7 +132,7 @@ class _Run:
                 self._commit(batch)
                 committed.append(True)
 
-        import_messages(
+        stats = import_messages(
             self.es,
             self.settings,
             self.account.user_id,
@@ -207,9 +142,11 @@ class _Run:
         )
         if not committed:
             raise BatchNotIndexed("the batch was not fully acknowledged")
-        self.result.new += len(messages)
+        kept = len(messages) - stats.skipped_expired
+        self.result.new += kept
+        self.result.skipped += stats.skipped_expired
         self.done += len(messages)
-        metrics.MAIL_SYNC_MESSAGES.labels(provider=self.account.provider).inc(len(messages))
+        metrics.MAIL_SYNC_MESSAGES.labels(provider=self.account.provider).inc(kept)
         if batch.total_hint is not None:
             self.total = max(batch.total_hint, self.done)
         self._progress()
@@ -298,12 +235,17 @@ def sync_account(
         return SyncResult(account_id, account.provider, "skipped", message=account.last_error or "")
     lock = RedisLock(r, keys.account_lock(account_id), LOCK_TTL_SECONDS, owner=f"sync:{run_id}")
     if not lock.acquire():
-        r.set(keys.account_rerun(account_id), "1", ex=settings.sync_time_limit_seconds)
+        # The holder may be a deletion: a rerun flag would outlive the account it names.
+        if accounts.removal_state(r, settings, account_id) is None:
+            r.set(keys.account_rerun(account_id), "1", ex=settings.sync_time_limit_seconds)
         metrics.MAIL_SYNC_RUNS.labels(provider=account.provider, outcome="locked").inc()
         return SyncResult(account_id, account.provider, "locked", message="a sync is running")
     try:
         with lock.kept_alive() as lost:
-            if accounts.removal_state(r, settings, account_id) == "deleting":
+            removal = accounts.removal_state(r, settings, account_id)
+            if removal == "gone":  # deleted between our read and the lock (delete-my-data)
+                return SyncResult(account_id, account.provider, "missing", message="deleted")
+            if removal == "deleting":
                 delete_account(r, es, settings, account_id)
                 return SyncResult(account_id, account.provider, "deleted")
             for round_number in range(MAX_RERUNS):
@@ -372,30 +314,38 @@ def _run_once(
             "new": result.new,
             "deleted": result.deleted,
             "updated": result.updated,
+            "skipped": result.skipped,
             "seconds": round(finished - started, 3),
             "notes": result.notes[-3:],
         },
     )
     metrics.MAIL_SYNC_RUNS.labels(provider=account.provider, outcome="ok").inc()
-    changed = result.new or result.deleted or result.updated
+    changed = result.new or result.deleted or result.updated or result.skipped
     if options.announce or changed:
         text = f"{plural(result.new, 'new email')}" if result.new else "no new emails"
+        if result.skipped:
+            text += (
+                f"; {plural(result.skipped, 'email')} older than "
+                f"{settings.retention_days} days not kept"
+            )
         data = {
             "account_id": account.id,
             "provider": account.provider,
             "new": result.new,
             "deleted": result.deleted,
             "updated": result.updated,
+            "skipped": result.skipped,
             "message_count": accounts.message_count(r, settings, account.id),
             "text": text,
         }
         run.send(EventType.SYNC_DONE, data, "done")
     log.info(
-        "account %s synced: %d new, %d deleted, %d relabelled",
+        "account %s synced: %d new, %d deleted, %d relabelled, %d older than retention",
         account.id,
         result.new,
         result.deleted,
         result.updated,
+        result.skipped,
     )
     return result
 

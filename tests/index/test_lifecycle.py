@@ -211,8 +211,9 @@ def test_retention_falls_back_to_newest_received_at(lc) -> None:
     """An index rolled by hand carries no Mailchat stamp; noida-db records no rollover_info."""
     s, es, r = lc
     old = datetime(2020, 1, 10, tzinfo=UTC)
-    import_messages(es, s, "u_lc", [message("old1", old - timedelta(days=3))], source="t")
-    import_messages(es, s, "u_lc", [message("old2", old)], source="t", refresh=True)
+    kept = dataclasses.replace(s, retention_days=0)  # filled while everything was kept
+    import_messages(es, kept, "u_lc", [message("old1", old - timedelta(days=3))], source="t")
+    import_messages(es, kept, "u_lc", [message("old2", old)], source="t", refresh=True)
     es.indices.rollover(alias=s.index_alias)  # by hand, as an operator or ILM would
     rolled = status(es, r, s)["indices"][0]
     if rolled["rolled_over_at_source"] == "server":

@@ -43,7 +43,7 @@ def test_import_task_runs_on_the_worker(settings, make_user, celery_worker, tmp_
 
     user, _ = make_user("task")
     path = tmp_path / "task.mbox"
-    write_mbox(path, owner_address=user.email, today=date.today(), count=120)
+    write_mbox(path, owner_address=user.email, today=date.today(), count=120, days=60)
     client = create_celery(settings, with_tasks=False)
     client.send_task(MAIL_IMPORT_MBOX, args=[user.id, str(path)])
     es = get_elasticsearch(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -64,11 +65,13 @@ def test_import_is_idempotent_and_keeps_labels(settings, make_user, tmp_path: Pa
     es = get_elasticsearch(settings)
     first = import_mbox(es, settings, user.id, path, refresh=True)
     assert first.seen == written == 300
-    assert first.indexed == 300 and first.failed == 0
-    assert owner_count(settings, user.id) == 300
+    # The demo spans 120 days; what is older than the 90-day retention is not kept.
+    assert first.skipped_expired > 0 and first.failed == 0
+    assert first.indexed + first.skipped_expired == 300
+    assert owner_count(settings, user.id) == first.indexed
     second = import_mbox(es, settings, user.id, path, refresh=True)
-    assert second.indexed == 300
-    assert owner_count(settings, user.id) == 300, "a re-import must not duplicate"
+    assert second.indexed == first.indexed
+    assert owner_count(settings, user.id) == first.indexed, "a re-import must not duplicate"
     labelled = es.search(
         index=settings.index_alias,
         query={
@@ -90,7 +93,9 @@ def test_corpus_imports_without_losing_a_message(settings, make_user, tmp_path: 
     write_raw_mbox(path, raws)
     user, _ = make_user("corpus")
     assert sum(1 for _ in mbox_messages(path)) == len(raws)
-    stats = import_mbox(get_elasticsearch(settings), settings, user.id, path, refresh=True)
+    keep_all = dataclasses.replace(settings, retention_days=0)  # the corpus spans decades
+    stats = import_mbox(get_elasticsearch(settings), keep_all, user.id, path, refresh=True)
+    assert stats.skipped_expired == 0
     assert stats.failed == 0, stats.errors
     assert stats.with_warnings > 0, "the malformed files must be reported"
     distinct_keys = stats.indexed  # duplicates by Message-ID in the corpus collapse into one doc
@@ -114,7 +119,7 @@ def test_cli_import_and_user_create(settings, tmp_path: Path) -> None:
     created = run_flask(settings, "users", "create", email, stdin="a-long-password\n")
     assert created.returncode == 0, created.stderr
     path = tmp_path / "cli.mbox"
-    write_mbox(path, owner_address=email, today=date.today(), count=50)
+    write_mbox(path, owner_address=email, today=date.today(), count=50, days=60)
     imported = run_flask(settings, "mail", "import-mbox", str(path), "--user", email)
     assert imported.returncode == 0, imported.stderr
     assert json.loads(imported.stdout.strip().splitlines()[-1])["indexed"] == 50
@@ -147,7 +152,7 @@ def test_cursor_advances_only_after_each_batch_is_indexed(
 
     user, _ = make_user("cursor")
     path = tmp_path / "cursor.mbox"
-    write_mbox(path, owner_address=user.email, today=date.today(), count=250)
+    write_mbox(path, owner_address=user.email, today=date.today(), count=250, days=60)
     small_batches = dataclasses.replace(settings, import_batch_size=100)
     es = get_elasticsearch(settings)
     seen: list[tuple[int, int]] = []

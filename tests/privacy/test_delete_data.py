@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -117,7 +118,7 @@ def _account(r, s, person: Person) -> None:  # type: ignore[no-untyped-def]
     r.sadd(keys.gmail_address_accounts(address), account)
     r.hset(keys.account_cursor(account), mapping={"history_id": "42"})
     r.hset(keys.account_messages(account), mapping={"k1": json.dumps({"labels": ["INBOX"]})})
-    r.set(keys.account_lock(account), "token")
+    r.set(keys.account_queued(account), "1")  # a lock would be waited for: no sync runs here
     person.accounts.append(account)
 
 
@@ -243,3 +244,27 @@ def test_revoked_tokens_fail_everywhere_a_token_is_checked(settings, make_user) 
         verify_token(settings, token)
     assert revoke_tokens(r, settings, "u_nobody") == 0
     assert not r.exists(RedisKeys(settings.key_prefix).user("u_nobody"))
+
+
+def test_a_sync_that_does_not_stop_makes_the_deletion_retryable(settings, make_user) -> None:
+    """A held account lock (a sync mid-batch) is waited for, then answered 503, not ignored."""
+    from shared.core.clients import get_elasticsearch, get_redis
+    from shared.privacy.delete_data import SyncStillRunning, delete_user_data
+    from shared.sync import accounts
+
+    r, es = get_redis(settings), get_elasticsearch(settings)
+    keys = RedisKeys(settings.key_prefix)
+    user, _ = make_user("busy")
+    account = accounts.create_account(r, settings, user.id, "mbox", "x.mbox", {}, None)
+    r.set(keys.account_lock(account.id), "sync:running", px=30_000)
+    token = issue_token(settings, user)
+    started = time.monotonic()
+    with pytest.raises(SyncStillRunning):
+        delete_user_data(es, r, settings, user.id, lock_wait_seconds=0.5)
+    assert time.monotonic() - started >= 0.5
+    # Nothing was revoked (the same token retries) and the running sync was told to stop.
+    assert verify_token(settings, token).id == user.id
+    assert accounts.removal_state(r, settings, account.id) == "deleting"
+    r.delete(keys.account_lock(account.id))  # the sync stopped
+    report = delete_user_data(es, r, settings, user.id)
+    assert report.accounts == 1 and accounts.get_account(r, settings, account.id) is None

@@ -8,8 +8,9 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.utils import format_datetime
 from typing import Any
 
 from google_auth_httplib2 import AuthorizedHttp
@@ -115,7 +116,8 @@ def raw_email(message_id: str, subject: str) -> bytes:
     msg["To"] = "me@gmail.com"
     msg["Subject"] = subject
     msg["Message-ID"] = f"<{message_id}@mail.gmail.com>"
-    msg["Date"] = "Mon, 02 Nov 2026 10:00:00 +0000"
+    # Recent, whenever the tests run: mail older than the retention would not be kept.
+    msg["Date"] = format_datetime(datetime.now(UTC) - timedelta(days=1))
     msg.set_content(f"Body of {subject}")
     return msg.as_bytes()
 

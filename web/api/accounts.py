@@ -6,6 +6,12 @@ response is ``Account.public()``. The OAuth callback and the Pub/Sub push
 endpoint are public (Google's redirect and Pub/Sub carry no bearer token):
 the callback verifies its signed, single-use ``state``, the push endpoint its
 ``?token=``.
+
+The state alone does not say *whose browser* comes back with it: a consent link
+started by one person and approved by another would link the second person's
+Gmail into the first one's account. So ``connect`` also sets a random nonce in
+an HttpOnly cookie and puts only its hash into the state; the callback refuses
+a state whose hash does not match the cookie the browser brings back.
 """
 
 from __future__ import annotations
@@ -13,21 +19,18 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-import secrets
-import time
 from typing import Any
 
 import httplib2
-import jwt
 from flask import Blueprint, current_app, jsonify, request, url_for
 
-from shared.core.keys import RedisKeys
 from shared.sync import accounts
 from shared.sync.accounts import NEEDS_REAUTH, AccountError
 from shared.sync.documents import remove_account as remove_or_defer
-from shared.sync.providers import gmail_api
+from shared.sync.providers import gmail_api, gmail_state
 from shared.sync.providers.gmail_push import PushError, decode_push, handle_push
-from shared.sync.providers.imap import TLS_MODES, ImapConfig, is_private_host
+from shared.sync.providers.imap import TLS_MODES, ImapConfig
+from shared.sync.providers.imap_net import HostNotAllowed, normalise_host, resolve_checked
 from shared.sync.schedule import request_sync
 from web.api.auth import current_user
 from web.errors import ApiError, queue_errors
@@ -38,8 +41,8 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("accounts", __name__, url_prefix="/api")
 
-STATE_TTL_SECONDS = 600
-STATE_PURPOSE = "gmail-connect"
+BINDING_COOKIE = "mailchat_gmail_oauth"
+BINDING_COOKIE_PATH = "/api/accounts/gmail"  # sent to connect and callback only
 MAX_FOLDERS = 100
 # Tests hand Google's side in through the library's HttpMockSequence under this key.
 GMAIL_HTTP_CONFIG = "MAILCHAT_GMAIL_HTTP"
@@ -100,14 +103,13 @@ def _imap_config(body: dict[str, Any]) -> ImapConfig:
         raise ApiError(
             400, "invalid_field", "'folders' must be a list of folder names.", field="folders"
         )
-    private = is_private_host(host)
-    if private and not settings.imap_allow_private_hosts:
-        raise ApiError(
-            400,
-            "host_not_allowed",
-            "That host is on a private network; set MAILCHAT_IMAP_ALLOW_PRIVATE_HOSTS to allow it.",
-            field="host",
-        )
+    host = normalise_host(host)
+    try:
+        # A first look, to answer the person now; the worker checks again when it
+        # connects, and connects to the address it checked then.
+        resolve_checked(host, port, allow_private=settings.imap_allow_private_hosts)
+    except HostNotAllowed as exc:
+        raise ApiError(400, "host_not_allowed", str(exc), field="host") from exc
     if tls == "none" and not _loopback(host):
         raise ApiError(
             400,
@@ -220,40 +222,28 @@ def _gmail_configured() -> None:
 def gmail_connect() -> Any:
     _gmail_configured()
     settings = services().settings
-    now = int(time.time())
-    state = jwt.encode(
-        {
-            "sub": current_user().id,
-            "purpose": STATE_PURPOSE,
-            "nonce": secrets.token_urlsafe(16),
-            "iat": now,
-            "exp": now + STATE_TTL_SECONDS,
-        },
-        settings.secret_key,
-        algorithm="HS256",
+    state, binding = gmail_state.new_state(settings, current_user().id)
+    response = jsonify({"url": gmail_api.consent_url(settings, _redirect_uri(), state)})
+    # Lax: Google's redirect back is a top-level GET, which carries a Lax cookie.
+    response.set_cookie(
+        BINDING_COOKIE,
+        binding,
+        max_age=gmail_state.STATE_TTL_SECONDS,
+        path=BINDING_COOKIE_PATH,
+        httponly=True,
+        secure=request.is_secure,
+        samesite="Lax",
     )
-    return jsonify({"url": gmail_api.consent_url(settings, _redirect_uri(), state)})
+    return response
 
 
 def _state_user(state: str) -> str:
     svc = services()
+    binding = request.cookies.get(BINDING_COOKIE, "")
     try:
-        claims = jwt.decode(
-            state,
-            svc.settings.secret_key,
-            algorithms=["HS256"],
-            options={"require": ["sub", "exp", "nonce", "purpose"]},
-        )
-    except jwt.PyJWTError as exc:
-        raise ApiError(
-            400, "invalid_state", "The sign-in link is invalid or expired; connect again."
-        ) from exc
-    if claims.get("purpose") != STATE_PURPOSE:
-        raise ApiError(400, "invalid_state", "The sign-in link is invalid; connect again.")
-    used = RedisKeys(svc.settings.key_prefix).oauth_state_used(str(claims["nonce"]))
-    if not svc.redis.set(used, "1", nx=True, ex=STATE_TTL_SECONDS):
-        raise ApiError(400, "invalid_state", "This sign-in link was already used; connect again.")
-    return str(claims["sub"])
+        return gmail_state.spend_state(svc.redis, svc.settings, state, binding)
+    except gmail_state.StateError as exc:
+        raise ApiError(400, exc.code, str(exc)) from exc
 
 
 @bp.get("/accounts/gmail/callback")
@@ -291,6 +281,8 @@ def gmail_callback() -> Any:
     _enqueue(account_id, announce=True, force=True)
     account = accounts.get_account(svc.redis, svc.settings, account_id)
     assert account is not None
+    # The cookie stays until it expires with the state: a replayed link then hears
+    # "already used", and the next connect replaces it.
     return jsonify({"account": _public(account)}), status
 
 

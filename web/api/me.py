@@ -17,6 +17,7 @@ from elasticsearch import ConnectionError as ESConnectionError
 from elasticsearch import TransportError
 from flask import Blueprint, jsonify
 
+from shared.core.logs import user_hash
 from shared.privacy.delete_data import delete_user_data
 from web.api.auth import current_user
 from web.errors import ApiError
@@ -37,7 +38,7 @@ def delete_my_data() -> Any:
         report = delete_user_data(svc.elasticsearch, svc.redis, svc.settings, user.id)
     except (ESConnectionError, TransportError, redis.RedisError, RuntimeError) as exc:
         # Tokens are revoked last, so the same token can retry what is left.
-        log.error("delete-my-data for %s stopped: %r", user.id, exc)
+        log.error("delete-my-data for %s stopped: %r", user_hash(user.id), exc)
         raise ApiError(
             503,
             "deletion_incomplete",

@@ -267,6 +267,10 @@ def retention(
     retention_days = policy.retention.days
 
     def body(lock: RedisLock) -> RetentionResult:
+        if retention_days == 0:  # MAILCHAT_RETENTION_DAYS=0 keeps all mail, so every index
+            return RetentionResult(
+                "nothing_due", alias, dry_run, "MAILCHAT_RETENTION_DAYS=0 keeps everything", 0
+            )
         state = read_state(es, settings, resolve_rollover_times=True)
         refuse_second_owner(state, policy)
         observe_write_index(state, now)

@@ -90,9 +90,10 @@ class Policy:
                 f"MAILCHAT_LIFECYCLE_OWNER={settings.lifecycle_owner!r} must be one of "
                 f"{', '.join(OWNERS)}"
             )
-        if settings.retention_days < 1:
+        if settings.retention_days < 0:
             raise LifecycleError(
-                f"MAILCHAT_RETENTION_DAYS={settings.retention_days} must be at least 1"
+                f"MAILCHAT_RETENTION_DAYS={settings.retention_days} must be 0 (keep everything) "
+                "or more"
             )
         return cls(
             owner=settings.lifecycle_owner,

@@ -30,6 +30,7 @@ from googleapiclient.errors import HttpError
 
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
+from shared.index.mail_age import backfill_days
 from shared.index.writer import ProviderMessage
 from shared.sync.providers.base import GMAIL_SYSTEM_LABELS, SyncBatch, gmail_message_key
 from shared.sync.providers.gmail_api import MAX_BATCH, GmailApi
@@ -127,7 +128,7 @@ class GmailProvider:
     # -- full sync -----------------------------------------------------------------------
 
     def _full(self, full: dict[str, Any]) -> Iterator[SyncBatch]:
-        days = self.settings.gmail_backfill_days
+        days = backfill_days(self.settings)  # never further back than what is kept
         query = f"newer_than:{days}d" if days > 0 else None
         page_token: str | None = full.get("page_token")
         skip = int(full.get("skip", 0))
@@ -180,7 +181,7 @@ class GmailProvider:
 
     def _sweep(self, batch: SyncBatch, listed: set[str]) -> None:
         """After a resync: drop documents of messages Google no longer lists in the window."""
-        days = self.settings.gmail_backfill_days
+        days = backfill_days(self.settings)  # never further back than what is kept
         since_ms = (
             int((datetime.now(UTC) - timedelta(days=days)).timestamp() * 1000) if days > 0 else 0
         )

@@ -19,19 +19,15 @@ and the document's labels are the union over its folders.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
-import socket
-import ssl
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientError
 from redis.client import Pipeline
 
 from shared.core import metrics
@@ -39,18 +35,19 @@ from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
 from shared.index.writer import ProviderMessage
 from shared.sync.providers.base import (
-    NeedsReauth,
     ProviderError,
     SyncBatch,
     digest,
     gmail_message_key,
     message_key_for,
 )
+from shared.sync.providers.imap_net import TLS_MODES as TLS_MODES  # re-exported
+from shared.sync.providers.imap_net import ImapConfig as ImapConfig
+from shared.sync.providers.imap_net import close_quietly, connect, describe_failure
 
 log = logging.getLogger(__name__)
 
 CURSOR_PREFIX = "imap:"
-TLS_MODES = ("ssl", "starttls", "none")
 FLAG_CHUNK = 1000
 SKIPPED_FOLDER_FLAGS = {b"\\Noselect", b"\\NonExistent", b"\\Junk", b"\\Trash"}
 GMAIL_LABELS = {
@@ -62,93 +59,6 @@ GMAIL_LABELS = {
     "\\Spam": "Spam",
     "\\Trash": "Trash",
 }
-
-
-@dataclass(frozen=True)
-class ImapConfig:
-    """Where the mailbox is; the secret (password or OAuth token) is kept apart, encrypted."""
-
-    host: str
-    port: int
-    username: str
-    tls: str = "ssl"
-    folders: tuple[str, ...] = ()
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ImapConfig:
-        return cls(
-            host=str(data["host"]),
-            port=int(data["port"]),
-            username=str(data["username"]),
-            tls=str(data.get("tls", "ssl")),
-            folders=tuple(data.get("folders") or ()),
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "host": self.host,
-            "port": self.port,
-            "username": self.username,
-            "tls": self.tls,
-            "folders": list(self.folders),
-        }
-
-
-def is_private_host(host: str) -> bool:
-    """True if ``host`` resolves to a loopback, private, link-local or reserved address."""
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_private or address.is_loopback or address.is_link_local:
-            return True
-        if address.is_reserved or address.is_multicast or address.is_unspecified:
-            return True
-    return False
-
-
-def connect(config: ImapConfig, secret: dict[str, str], timeout: float) -> IMAPClient:
-    """Log in with a password or XOAUTH2 access token; refused credentials are NeedsReauth."""
-    context = ssl.create_default_context()
-    try:
-        client = IMAPClient(
-            config.host,
-            port=config.port,
-            ssl=config.tls == "ssl",
-            ssl_context=context if config.tls == "ssl" else None,
-            timeout=timeout,
-        )
-        if config.tls == "starttls":
-            client.starttls(context)
-    except (OSError, IMAPClientError) as exc:
-        raise ProviderError(f"cannot reach {config.host}:{config.port}: {exc}") from exc
-    client.normalise_times = False  # keep INTERNALDATE's zone
-    try:
-        if secret.get("access_token"):
-            client.oauth2_login(config.username, secret["access_token"])
-        else:
-            client.login(config.username, secret.get("password", ""))
-    except LoginError as exc:
-        _close(client)
-        raise NeedsReauth(
-            f"{config.host} refused the login for {config.username}; update the password"
-        ) from exc
-    except (OSError, IMAPClientError) as exc:
-        _close(client)
-        raise ProviderError(f"IMAP login failed: {exc}") from exc
-    return client
-
-
-def _close(client: IMAPClient) -> None:
-    try:
-        client.logout()
-    except Exception:  # noqa: BLE001 - closing a broken connection
-        try:
-            client.shutdown()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def folder_labels(
@@ -195,13 +105,18 @@ class ImapProvider:
 
     def close(self) -> None:
         if self.client is not None:
-            _close(self.client)
+            close_quietly(self.client)
             self.client = None
 
     # -- the run -------------------------------------------------------------------------
 
     def batches(self) -> Iterator[SyncBatch]:
-        client = connect(self.config, self.secret, self.settings.imap_timeout_seconds)
+        client = connect(
+            self.config,
+            self.secret,
+            self.settings.imap_timeout_seconds,
+            allow_private=self.settings.imap_allow_private_hosts,
+        )
         self.client = client
         try:
             capabilities = client.capabilities()
@@ -218,7 +133,8 @@ class ImapProvider:
                 yield from self._folder(client, name, flags)
         except (OSError, IMAPClientError) as exc:
             metrics.MAIL_SYNC_BACKOFFS.labels(provider="imap", reason="network").inc()
-            raise ProviderError(f"IMAP connection failed: {exc}") from exc
+            log.warning("account %s: IMAP connection failed: %r", self.account_id, exc)
+            raise ProviderError(f"IMAP connection failed: {describe_failure(exc)}") from exc
 
     def _folders(self, client: IMAPClient) -> list[tuple[str, tuple[bytes, ...]]]:
         listed = [(name, tuple(flags)) for flags, _delim, name in client.list_folders()]

@@ -140,7 +140,8 @@ def test_delete_during_a_sync_is_left_to_the_sync(mail_app, settings, make_user,
         {"password": mailbox.server.password},
     )
     account = {"id": created.id}
-    warm = sync_account(r, get_elasticsearch(settings), settings, created.id, run_id="warm")
+    loopback = dataclasses.replace(settings, imap_allow_private_hosts=True)  # Dovecot's address
+    warm = sync_account(r, get_elasticsearch(settings), loopback, created.id, run_id="warm")
     assert warm.new == 1 and owner_count(settings, user.id) == 1
     keys = RedisKeys(settings.key_prefix)
     lock = RedisLock(r, keys.account_lock(account["id"]), 30)
@@ -151,7 +152,7 @@ def test_delete_during_a_sync_is_left_to_the_sync(mail_app, settings, make_user,
     finally:
         lock.release()
     # Whichever sync takes the lock next deletes the account instead of syncing it.
-    result = sync_account(r, get_elasticsearch(settings), settings, account["id"], run_id="del")
+    result = sync_account(r, get_elasticsearch(settings), loopback, account["id"], run_id="del")
     assert result.outcome in ("deleted", "missing")
     assert not r.exists(keys.account(account["id"]))
     assert owner_count(settings, user.id) == 0

@@ -194,6 +194,35 @@ def test_callback_errors_are_clear(gmail_app, gsettings, make_user) -> None:
     assert "Bad Request" in refused.get_json()["error"]["message"]
 
 
+def test_callback_is_bound_to_the_browser_that_started_the_connect(
+    gmail_app, gsettings, make_user, queue
+) -> None:
+    """A victim who approves an attacker's consent link does not sync into the attacker."""
+    attacker, _ = make_user("oauth-attacker")
+    victim, _ = make_user("oauth-victim")
+    attacker_browser, victim_browser = gmail_app.test_client(), gmail_app.test_client()
+    state = connect(attacker_browser, gsettings, attacker)
+    connect(victim_browser, gsettings, victim)  # the victim even has a binding of their own
+    google = HttpMockSequence([exchange("1//victims-token"), g.profile("7", 1, "v@gmail.com")])
+    gmail_app.config["MAILCHAT_GMAIL_HTTP"] = google
+    try:
+        for browser in (victim_browser, gmail_app.test_client()):  # their cookie, or none
+            stolen = browser.get(f"/api/accounts/gmail/callback?code=4/victim&state={state}")
+            assert stolen.status_code == 400, stolen.get_json()
+            assert stolen.get_json()["error"]["code"] == "state_not_bound"
+        assert google.request_sequence == [], "the victim's code was never exchanged"
+        assert accounts.list_accounts(get_redis(gsettings), gsettings, attacker.id) == []
+        assert queue() == []
+        cookie = attacker_browser.get_cookie("mailchat_gmail_oauth", path="/api/accounts/gmail")
+        assert cookie is not None and cookie.http_only and cookie.same_site == "Lax"
+        assert cookie.value not in state, "the state carries only a hash of the cookie"
+        # The link was not burned: the browser that started it still finishes it.
+        own = attacker_browser.get(f"/api/accounts/gmail/callback?code=4/own&state={state}")
+        assert own.status_code == 201, own.get_json()
+    finally:
+        gmail_app.config.pop("MAILCHAT_GMAIL_HTTP", None)
+
+
 def push_body(address: str, history_id: int, message_id: str) -> dict[str, Any]:
     data = base64.b64encode(json.dumps({"emailAddress": address, "historyId": history_id}).encode())
     return {

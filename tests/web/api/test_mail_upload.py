@@ -28,7 +28,7 @@ from tests.web.api.test_accounts import owner_count, user_events, wait_for
 
 def mbox_bytes(tmp_path: Path, owner: str, count: int) -> bytes:
     path = tmp_path / f"{secrets.token_hex(3)}.mbox"
-    write_mbox(path, owner_address=owner, today=date.today(), count=count)
+    write_mbox(path, owner_address=owner, today=date.today(), count=count, days=60)
     return path.read_bytes()
 
 
@@ -53,7 +53,7 @@ def test_upload_is_imported_by_the_worker_with_progress(
     client = mail_app.test_client()
     malformed = (CORPUS_DIR / "malformed" / "000.eml").read_bytes()
     demo = tmp_path / "demo.mbox"
-    write_mbox(demo, owner_address=user.email, today=date.today(), count=60)
+    write_mbox(demo, owner_address=user.email, today=date.today(), count=60, days=60)
     extra = tmp_path / "extra.mbox"
     write_raw_mbox(extra, [malformed])
     content = demo.read_bytes() + extra.read_bytes()
@@ -181,7 +181,7 @@ def test_a_batch_elasticsearch_refuses_is_imported_again_from_its_offset(
     batched = dataclasses.replace(settings, import_batch_size=10)
     user, _ = make_user("upload-resume")
     path = tmp_path / "resume.mbox"
-    write_mbox(path, owner_address=user.email, today=date.today(), count=35)
+    write_mbox(path, owner_address=user.email, today=date.today(), count=35, days=60)
     offsets = [m.offset for m in iter_mbox(path)]
     total = len(offsets)
     r, es = get_redis(batched), get_elasticsearch(batched)

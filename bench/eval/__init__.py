@@ -1,0 +1,1 @@
+"""``make eval``: labelled questions over the demo mailbox, scored against the generator's facts."""
