@@ -7,12 +7,23 @@ The worker never imports ``web/``; the web app builds a task-less client with
 
 from __future__ import annotations
 
-from celery import Celery
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from celery import Celery, signals
 from celery.app import trace
 
 import workers.task_logs  # noqa: F401  (Celery processes log in Mailchat's format)
+from shared.core.keys import SHORT_LEASE_BROKER_KEYS
 from shared.core.settings import Settings, get_settings
-from shared.core.task_names import ALL_QUEUES, DELIVERY_SWEEP_OUTBOX, QUEUE_SEARCH, TASK_ROUTES
+from shared.core.task_names import (
+    ALL_QUEUES,
+    DELIVERY_SWEEP_OUTBOX,
+    QUEUE_SEARCH,
+    SHORT_QUEUES,
+    TASK_ROUTES,
+)
 from shared.index.lifecycle import beat_schedule as lifecycle_beat_schedule
 from shared.sync.schedule import beat_schedule as mail_beat_schedule
 
@@ -21,10 +32,85 @@ from shared.sync.schedule import beat_schedule as mail_beat_schedule
 trace.LOG_SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"
 
 TASK_MODULES = ["workers.assistant", "workers.mail", "workers.delivery", "workers.index"]
+TASK_MODULES.append("workers.telemetry")  # Celery metrics from signals (issue 13)
+
+log = logging.getLogger(__name__)
 
 
-def worker_command(*, concurrency: int, loglevel: str = "INFO", hostname: str = "") -> list[str]:
-    """The command that runs a worker on every queue (bench and tests; the Procfile says the same)."""
+def broker_transport_options(
+    settings: Settings, queues: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """Kombu Redis transport options for a process consuming ``queues`` (None: not a worker).
+
+    A worker that takes a message records it as unacknowledged; if the worker's
+    main process is killed (``kill -9``, OOM), its prefork children die with it
+    (Celery sets PDEATHSIG) and nothing acknowledges or rejects the message:
+    only the visibility timeout brings it back, when some consumer's periodic
+    sweep finds it older than that. That timeout is one number per transport
+    and must exceed the longest task (sync runs for up to an hour), or a live
+    task is delivered twice. A worker consuming only ``SHORT_QUEUES`` (answers,
+    killed by their 30 s hard limit) therefore keeps its unacknowledged
+    messages under keys of its own with ``search_visibility_timeout_seconds``:
+    its sweep never sees the long tasks, the others' never see its messages.
+    The trade-off: a worker consuming search *and* long queues takes the long
+    timeout for everything (an answer it dropped waits up to an hour), so run
+    the search queue on its own worker, as ``make run`` does.
+    """
+    short = queues is not None and bool(set(queues)) and set(queues) <= set(SHORT_QUEUES)
+    timeout = (
+        settings.search_visibility_timeout_seconds
+        if short
+        else settings.broker_visibility_timeout_seconds
+    )
+    options: dict[str, Any] = {
+        "visibility_timeout": timeout,
+        # Sweep for tasks whose worker died every few seconds (the scan is one ZRANGE),
+        # so they are redelivered soon after their visibility timeout, not minutes later.
+        "unacked_restore_interval": min(10, timeout),
+        "unacked_restore_throttle": 1,
+        # A worker killed while sweeping must not block the sweep for the default 5 minutes.
+        "unacked_mutex_expire": min(300, timeout),
+    }
+    if short:
+        options.update(SHORT_LEASE_BROKER_KEYS)
+    return options
+
+
+def longest_task_seconds(app: Celery, queues: Iterable[str]) -> float:
+    """The longest a task routed to ``queues`` may hold its message: hard limit + retry delay."""
+    wanted = set(queues)
+    longest = 0.0
+    for name, task in app.tasks.items():
+        if name.startswith("celery."):
+            continue  # Celery's own (chords, result cleanup): Mailchat sends none of them
+        route = app.amqp.router.route({}, name)
+        queue = getattr(route.get("queue"), "name", route.get("queue"))
+        if queue in wanted:
+            limit = float(task.time_limit or app.conf.task_time_limit or float("inf"))
+            longest = max(longest, limit + float(getattr(task, "retry_backoff_max", 0) or 0))
+    return longest
+
+
+def _queue_list(value: str | Iterable[str] | None) -> list[str] | None:
+    """The worker's ``-Q`` option (a list, or a comma-separated string), None if not given."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.split(",")
+    return [q.strip() for q in value if q.strip()] or None
+
+
+def worker_command(
+    *,
+    concurrency: int,
+    loglevel: str = "INFO",
+    hostname: str = "",
+    queues: Iterable[str] = ALL_QUEUES,
+) -> list[str]:
+    """The command that runs a worker, on every queue unless told (bench and tests).
+
+    ``make run`` runs two (devtools/supervisor.py): one on the search queue, one on the rest.
+    """
     import sys
 
     command = [
@@ -35,7 +121,7 @@ def worker_command(*, concurrency: int, loglevel: str = "INFO", hostname: str = 
         "celery_app",
         "worker",
         f"--loglevel={loglevel}",
-        f"--queues={','.join(ALL_QUEUES)}",
+        f"--queues={','.join(queues)}",
         f"--concurrency={concurrency}",
     ]
     return command + ([f"--hostname={hostname}"] if hostname else [])
@@ -65,15 +151,7 @@ def create_celery(settings: Settings | None = None, *, with_tasks: bool = True) 
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={
-            "visibility_timeout": settings.broker_visibility_timeout_seconds,
-            # Sweep for tasks whose worker died every few seconds (the scan is one ZRANGE),
-            # so they are redelivered soon after their visibility timeout, not minutes later.
-            "unacked_restore_interval": min(10, settings.broker_visibility_timeout_seconds),
-            "unacked_restore_throttle": 1,
-            # A worker killed while sweeping must not block the sweep for the default 5 minutes.
-            "unacked_mutex_expire": min(300, settings.broker_visibility_timeout_seconds),
-        },
+        broker_transport_options=broker_transport_options(settings),
         result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
         worker_hijack_root_logger=False,
         worker_send_task_events=True,  # Flower shows tasks live
@@ -88,7 +166,32 @@ def create_celery(settings: Settings | None = None, *, with_tasks: bool = True) 
         "task": DELIVERY_SWEEP_OUTBOX,
         "schedule": settings.delivery_sweep_seconds,
     }
+    if with_tasks:
+        _choose_lease_when_a_worker_starts(app, settings)
     return app
+
+
+def _choose_lease_when_a_worker_starts(app: Celery, settings: Settings) -> None:
+    """Give a worker the transport options of the queues it consumes (``-Q``), before it connects."""
+
+    def on_worker_init(sender: object, instance: Any, conf: Any, options: Any, **_: Any) -> None:
+        if instance.app is not app:
+            return
+        queues = _queue_list(options.get("queues"))
+        conf.broker_transport_options = broker_transport_options(settings, queues)
+        timeout = conf.broker_transport_options["visibility_timeout"]
+        longest = longest_task_seconds(app, queues or ALL_QUEUES)
+        log.info("broker visibility timeout %ss for queues %s", timeout, queues or "all")
+        if "unacked_key" in conf.broker_transport_options and timeout <= longest:
+            log.warning(
+                "visibility timeout %ss is not longer than the longest task on %s (%ss): "
+                "a task still running may be delivered a second time",
+                timeout,
+                queues or "all queues",
+                longest,
+            )
+
+    signals.celeryd_init.connect(on_worker_init, weak=False)
 
 
 app = create_celery()

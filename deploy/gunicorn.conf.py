@@ -22,6 +22,9 @@ worker_connections = max(1000, _settings.ws_max_connections + 100)
 timeout = 60
 graceful_timeout = 15
 accesslog = "-"
+# The path only (%(U)s), never the query string: it carries SSE tickets (?ticket=), questions
+# (?q=), the Gmail push secret (?token=) and OAuth codes. No Referer either: it is a URL too.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s" %(M)sms'
 forwarded_allow_ips = "127.0.0.1"
 # One control socket per installation, so two checkouts can run side by side.
 control_socket = str(_settings.data_path / "gunicorn.ctl")

@@ -2,11 +2,12 @@
 
 1. Start redis-server and noida-db unless their URLs are configured.
 2. Bootstrap the index, create the demo user, import the demo mailbox once.
-3. Hand over to honcho, which runs the Procfile (worker, beat, Flower, web)
-   with the resolved settings in its environment.
+3. Hand over to supervisord (``devtools.supervisor``), which runs web, the
+   search worker, the worker, beat and Flower with the resolved settings in
+   their environment, and restarts any of them that dies.
 
-Ctrl-C stops honcho's processes, then the servers started here. All state
-lives in the data dir, so the next ``make run`` finds it again.
+Ctrl-C stops supervisord's processes, then the servers started here. All
+state lives in the data dir, so the next ``make run`` finds it again.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import secrets
 import shutil
 import signal
-import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from devtools.demo_mailbox import write_mbox
 from devtools.servers import LocalServer, start_noida_elasticsearch, start_redis
+from devtools.supervisor import config_path, run_supervisord
 from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.keyfiles import read_or_create
 from shared.core.keys import RedisKeys
 from shared.core.settings import ENV_PREFIX, Settings
 from shared.identity.users import ensure_user
@@ -80,27 +83,51 @@ def prepare_demo(settings: Settings) -> str:
     return f"demo mailbox imported for {user.email}: {stats.indexed} emails{skipped}"
 
 
+def with_flower_login(settings: Settings) -> tuple[Settings, bool]:
+    """Flower's basic-auth login: the setting, else one generated once into the data dir.
+
+    Flower shows every task's arguments and can revoke tasks and restart pools,
+    so it never runs open. Returns whether the login was generated here (then
+    the banner prints it; a configured one is not printed).
+    """
+    if settings.flower_basic_auth:
+        return settings, False
+    login = read_or_create(
+        settings.data_path / "flower_basic_auth", lambda: f"mailchat:{secrets.token_urlsafe(18)}"
+    )
+    return dataclasses.replace(settings, flower_basic_auth=login), True
+
+
 def settings_environment(settings: Settings) -> dict[str, str]:
     """Settings as MAILCHAT_* variables, so every child process reads the same values."""
     env = dict(os.environ)
     for field in dataclasses.fields(settings):
         env[ENV_PREFIX + field.name.upper()] = str(getattr(settings, field.name))
+    if settings.flower_basic_auth:
+        env["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth  # Flower reads FLOWER_* options
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
 
-def banner(settings: Settings, status: str) -> str:
+def banner(settings: Settings, status: str, *, show_flower_login: bool) -> str:
     host = settings.web_host
+    flower_login = (
+        settings.flower_basic_auth.replace(":", " / ", 1)
+        if show_flower_login
+        else "from MAILCHAT_FLOWER_BASIC_AUTH"
+    )
     return "\n".join(
         [
             "",
             "Mailchat is starting",
             f"  chat API       http://{host}:{settings.web_port}/  (POST /api/auth/login, /api/chat)",
             f"  metrics        http://{host}:{settings.web_port}/metrics",
-            f"  Flower         http://127.0.0.1:{settings.flower_port}/",
+            f"  Flower         http://127.0.0.1:{settings.flower_port}/  (login {flower_login})",
             f"  Redis          {settings.redis_url}",
             f"  Elasticsearch  {settings.elasticsearch_url}",
             f"  demo login     {settings.demo_email} / {settings.demo_password}",
+            f"  processes      {Path(sys.executable).parent / 'supervisorctl'} "
+            f"-c {config_path(settings)} status",
             f"  {status}",
             "",
         ]
@@ -111,24 +138,6 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def run_supervisor(env: dict[str, str]) -> int:
-    """Run honcho on the Procfile until it exits; Ctrl-C and SIGTERM stop it cleanly.
-
-    Ctrl-C reaches honcho directly (same process group), so on
-    KeyboardInterrupt we only wait for it to finish stopping its children.
-    SIGTERM (e.g. from a service manager) is forwarded to it.
-    """
-    honcho = Path(sys.executable).parent / "honcho"
-    command = [str(honcho), "start", "-f", str(PROJECT_ROOT / "Procfile"), "-d", str(PROJECT_ROOT)]
-    process = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)
-    signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signal.SIGTERM))
-    while True:
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            continue
-
-
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("elastic_transport").setLevel(logging.WARNING)
@@ -136,15 +145,16 @@ def main() -> int:
     os.environ.setdefault(ENV_PREFIX + "LOG_FORMAT", "plain")  # a terminal, not a log shipper
     settings = Settings.from_env().with_secret_key()
     settings.data_path.mkdir(parents=True, exist_ok=True)
+    settings, show_flower_login = with_flower_login(settings)
     settings, started = start_missing_servers(settings)
     try:
         status = prepare_demo(settings)
-        print(banner(settings, status), flush=True)
+        print(banner(settings, status, show_flower_login=show_flower_login), flush=True)
         env = settings_environment(settings)
-        metrics_dir = settings.data_path / "prometheus"  # the Procfile's web line uses it
+        metrics_dir = settings.data_path / "prometheus"  # web, workers and beat share it
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
-        return run_supervisor(env)
+        return run_supervisord(settings, env)
     finally:
         for server in reversed(started):
             server.stop()

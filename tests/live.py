@@ -158,16 +158,23 @@ class SseReader:
 
 
 def start_worker(
-    settings: Any, log_path: Path, env: dict[str, str], concurrency: int = 2
+    settings: Any,
+    log_path: Path,
+    env: dict[str, str],
+    concurrency: int = 2,
+    queues: tuple[str, ...] | None = None,
 ) -> subprocess.Popen[bytes]:
     """A real Celery worker subprocess (own session, so a test can kill -9 its whole group),
-    returned once it answers a ping."""
+    on every queue unless told, returned once it answers a ping."""
     from celery_app import create_celery, worker_command
+    from shared.core.task_names import ALL_QUEUES
 
     with open(log_path, "ab") as sink:
         process = subprocess.Popen(
             worker_command(
-                concurrency=concurrency, hostname=f"test-{os.getpid()}-{time.monotonic_ns()}@%h"
+                concurrency=concurrency,
+                hostname=f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+                queues=queues or ALL_QUEUES,
             ),
             cwd=PROJECT_ROOT,
             stdout=sink,

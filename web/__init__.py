@@ -17,7 +17,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     configure_logging(settings)
 
-    from web import cli, client, errors, extensions, metrics, request_log
+    from web import cli, client, errors, extensions, metrics, ratelimits, request_log
     from web.api import accounts, auth, chat, conversations, emails, health, me, openapi
     from web.api import mail as mail_upload
     from web.realtime import sse, ws
@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     extensions.init_services(app, settings)
     errors.register_error_handlers(app)
     auth.init_auth(app)
+    ratelimits.init_rate_limits(app, settings)  # after the bearer check: keys on g.user
     app.register_blueprint(chat.bp)
     app.register_blueprint(sse.bp)
     app.register_blueprint(conversations.bp)

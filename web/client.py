@@ -18,11 +18,11 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, send_from_directory
 
 from shared.core import metrics
-from shared.core.ratelimit import hit
 from shared.core.user_agents import user_agent_type
 from web.api.auth import current_user
 from web.errors import ApiError
 from web.extensions import services
+from web.ratelimits import per_user
 from web.realtime.asking import DEFAULT_WINDOW_DAYS
 
 log = logging.getLogger(__name__)
@@ -81,37 +81,25 @@ def client_config() -> Any:
     )
 
 
-def _counted_request(scope: str) -> None:
-    """Refuse a body and enforce the per-person rate limit of one UX endpoint."""
+def _counted_request() -> None:
+    """Refuse a body (the per-person rate limit is Flask-Limiter's, on each endpoint)."""
     if request.content_length or request.get_data(cache=False):
         raise ApiError(400, "unexpected_body", "This endpoint takes no body.", field="body")
-    svc = services()
-    decision = hit(
-        svc.redis,
-        svc.settings,
-        scope=scope,
-        subject=current_user().id,
-        limit=svc.settings.ux_rate_limit_per_minute,
-    )
-    if not decision.allowed:
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"At most {decision.limit} requests a minute; try again later.",
-            retry_after=decision.retry_after_seconds,
-        )
+    current_user()  # authenticated by the app-wide bearer check
 
 
 @bp.post("/api/ux/chat/opened")
+@per_user("ux", "ux_rate_limit_per_minute", scope="ux-chat-opened")
 def chat_opened() -> Any:
-    _counted_request("ux-chat-opened")
+    _counted_request()
     metrics.UX_CHAT_OPENED.inc()
     return "", 204
 
 
 @bp.post("/api/ux/heartbeat")
+@per_user("ux", "ux_rate_limit_per_minute", scope="ux-heartbeat")
 def heartbeat() -> Any:
-    _counted_request("ux-heartbeat")
+    _counted_request()
     metrics.UX_HEARTBEAT.labels(
         user_agent_type=user_agent_type(request.headers.get("User-Agent"))
     ).inc()

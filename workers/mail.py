@@ -36,6 +36,7 @@ from shared.sync.gmail_quota import QuotaExhausted
 from shared.sync.providers.base import NeedsReauth, ProviderError
 from shared.sync.providers.gmail_push import ensure_watch, renew_watches
 from shared.sync.schedule import sync_all as queue_all
+from workers.shutdown import stopping
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def _sync(task: Task, account_id: str, announce: bool) -> dict[str, Any]:
             # reports afresh.
             run_id=f"{task.request.id or 'manual'}.{task.request.retries}",
             notify=_notifier(task),
-            options=SyncOptions(announce=announce),
+            options=SyncOptions(announce=announce, should_stop=lambda: stopping(task)),
         )
     except QuotaExhausted as exc:
         raise task.retry(exc=exc, countdown=exc.retry_after, max_retries=SYNC_MAX_RETRIES) from exc
@@ -85,6 +86,10 @@ def _sync(task: Task, account_id: str, announce: bool) -> dict[str, Any]:
         countdown = random.uniform(0, min(3600, 30 * 2**task.request.retries))
         log.warning("sync of %s failed (%s), retry in %.0fs", account_id, exc, countdown)
         raise task.retry(exc=exc, countdown=countdown, max_retries=SYNC_MAX_RETRIES) from exc
+    if result.outcome == "interrupted":
+        # Sent again at once; the next worker goes on from the cursor (not counted as a retry
+        # of a failure: a shutdown is not the sync's fault).
+        raise task.retry(countdown=0, max_retries=task.request.retries + 1)
     if result.outcome == "ok":
         _ensure_watch(settings, account_id)
     return result.as_dict()

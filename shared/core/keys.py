@@ -6,6 +6,18 @@ several installations (and tests can isolate themselves by prefix).
 
 from __future__ import annotations
 
+# Kombu's Redis transport keeps the messages a worker has taken but not yet acknowledged in
+# "unacked" (hash), "unacked_index" (sorted set, by delivery time) and "unacked_mutex", shared
+# by every consumer of the Redis db and unprefixed, like the queues themselves. Each consumer
+# puts back what has been there longer than *its* visibility timeout. Workers on the short
+# queues keep theirs under these names instead, so their short timeout can never put back a
+# sync task another worker is an hour into (celery_app.broker_transport_options).
+SHORT_LEASE_BROKER_KEYS = {
+    "unacked_key": "unacked-short",
+    "unacked_index_key": "unacked-short_index",
+    "unacked_mutex_key": "unacked-short_mutex",
+}
+
 
 class RedisKeys:
     """Builds Redis key names from a prefix."""
@@ -62,16 +74,44 @@ class RedisKeys:
         """String: the user id a single-use SSE ticket was issued to (60 s)."""
         return f"{self.prefix}chat-ticket:{ticket}"
 
-    def rate_limit(self, scope: str, subject: str, window: int) -> str:
-        """Counter: requests of one subject (a user id) to one scope in one clock window.
+    def rate_limit_prefix(self) -> str:
+        """Prefix of the rate-limit counters the ``limits`` package (and Flask-Limiter) keep.
 
-        Expires two windows later on its own (``shared.core.ratelimit``), like a ticket.
+        Their names carry the subject (a user id or an IP address) and expire on their own.
         """
-        return f"{self.prefix}rate:{scope}:{subject}:{window}"
+        return f"{self.prefix}rate"
+
+    def session(self, user_id: str, session_id: str) -> str:
+        """Hash: one login session (refresh-token family): created_at, expires_at, generation.
+
+        Named by the user id, so delete-my-data and a password change find every one; expires
+        at the session's absolute end on its own.
+        """
+        return f"{self.prefix}session:{user_id}:{session_id}"
+
+    def sessions_of(self, user_id: str) -> str:
+        """Prefix of every session key of one user (for SCAN)."""
+        return f"{self.prefix}session:{user_id}:"
+
+    def login_failures(self, kind: str, subject_digest: str) -> str:
+        """Hash: failed logins of one account or IP (a digest, never the email): count, until."""
+        return f"{self.prefix}login-failures:{kind}:{subject_digest}"
+
+    def user_sockets(self, user_id: str) -> str:
+        """Sorted set: the user's open WebSockets, scored by when their claim lapses."""
+        return f"{self.prefix}user-sockets:{user_id}"
 
     def web_instances(self) -> str:
         """Sorted set: live web processes, scored by their last heartbeat (unix seconds)."""
         return f"{self.prefix}web-instances"
+
+    def readyz_probe(self, instance: str) -> str:
+        """String written and read back by one instance's /readyz (expires in seconds)."""
+        return f"{self.prefix}readyz:{instance}"
+
+    def readyz_channel(self, instance: str) -> str:
+        """Pub/sub channel of one instance's /readyz round trip."""
+        return f"{self.prefix}readyz:{instance}"
 
     def doorbell_channel(self) -> str:
         """Pub/sub channel: messages are stream keys that just got an entry."""
@@ -143,6 +183,10 @@ class RedisKeys:
     def account_rerun(self, account_id: str) -> str:
         """Flag: a sync was asked for while one ran; the running one goes round again."""
         return f"{self.prefix}account:{account_id}:rerun"
+
+    def worker_stopping(self, hostname: str) -> str:
+        """Flag: this Celery worker is shutting down; its long tasks stop after their batch."""
+        return f"{self.prefix}worker:{hostname}:stopping"
 
     def all_accounts(self) -> str:
         """Set: every account id, for the scheduled sync of all accounts."""

@@ -152,3 +152,100 @@ def count_frame_sent(frame_type: str) -> None:
     if counter is None:
         counter = _frame_counters[label] = WS_FRAMES_SENT.labels(event=label)
     counter.inc()
+
+
+# Celery (issue 13), counted in the worker's pool processes (workers/telemetry.py). task is
+# a registered task name (anything else is "other"); state one of CELERY_TASK_STATES.
+CELERY_TASK_STATES = ("succeeded", "failed", "retried", "rejected", "revoked")
+CELERY_TASKS = Counter(
+    "celery_tasks_total",
+    "Celery tasks that ended an attempt, by task name and state.",
+    ["task", "state"],
+)
+CELERY_TASK_RUNTIME = Histogram(
+    "celery_task_runtime_seconds",
+    "Run time of tasks that succeeded (the task-completion SLO: 90 % within 30 s).",
+    ["task"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0),
+)
+CELERY_TASK_RETRIES = Counter(
+    "celery_task_retries_total", "Task retries scheduled, by task name.", ["task"]
+)
+
+# Readiness (issue 13): the last result of each /readyz check in this instance, so an
+# alert can name the failing dependency. Checks are a fixed vocabulary (web/api/health.py).
+READYZ_CHECK_UP = Gauge(
+    "readyz_check_up",
+    "1 when the readiness check passed at its last run, else 0.",
+    ["check"],
+    multiprocess_mode="mostrecent",
+)
+READYZ_CHECK_SECONDS = Histogram(
+    "readyz_check_duration_seconds",
+    "Time each readiness check took.",
+    ["check"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+
+class RedisBacklogCollector:
+    """Queue depth per Celery queue and dead letters, read from Redis at scrape time.
+
+    These are properties of the shared Redis, not of a process, so they are
+    collected where /metrics is served rather than counted: any web instance
+    reports the same value (rules take ``max``). Kombu keeps a Redis queue as a
+    list named after the queue, plus one list per priority step.
+    """
+
+    PRIORITY_SEPARATOR = "\x06\x16"
+    PRIORITY_STEPS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+
+    def __init__(self, redis: Any, dead_letters_key: str, queues: tuple[str, ...]) -> None:
+        self.redis = redis
+        self.dead_letters_key = dead_letters_key
+        self.queues = queues
+
+    def collect(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        depth = GaugeMetricFamily(
+            "celery_queue_length", "Messages waiting in each Celery queue.", labels=["queue"]
+        )
+        dead = GaugeMetricFamily(
+            "delivery_dead_letters", "Deliveries in the dead-letter stream (failed their last try)."
+        )
+        up = GaugeMetricFamily("redis_backlog_scrape_ok", "1 when Redis answered this scrape.")
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for queue in self.queues:
+                pipe.llen(queue)
+                for step in self.PRIORITY_STEPS:
+                    pipe.llen(f"{queue}{self.PRIORITY_SEPARATOR}{step}")
+            pipe.xlen(self.dead_letters_key)
+            values = pipe.execute()
+        except Exception:  # a scrape must not fail because Redis is down; the alert says so
+            up.add_metric([], 0)
+            yield up
+            return
+        per_queue = len(self.PRIORITY_STEPS) + 1
+        for number, queue in enumerate(self.queues):
+            depth.add_metric([queue], sum(values[number * per_queue : (number + 1) * per_queue]))
+        dead.add_metric([], values[-1])
+        up.add_metric([], 1)
+        yield depth
+        yield dead
+        yield up
+
+
+# Rate limits and sessions (issue 10). ``limit`` is one of shared.core.ratelimit.LIMIT_NAMES;
+# ``reason`` one of shared.identity.sessions.END_REASONS. Both fixed vocabularies.
+HTTP_RATE_LIMITED = Counter(
+    "http_rate_limited_total",
+    "Requests, frames and sockets refused by a rate limit (429, or 1013 on WebSockets).",
+    ["limit"],
+)
+STREAM_SESSIONS_ENDED = Counter(
+    "stream_sessions_ended_total",
+    "Open SSE streams and WebSockets closed because their token stopped being valid.",
+    ["transport", "reason"],
+)

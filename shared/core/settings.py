@@ -15,6 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from shared.core.keyfiles import read_or_create
+from shared.core.settings_groups import LimitsSyncAndOperationsSettings
 
 ENV_PREFIX = "MAILCHAT_"
 
@@ -37,15 +41,21 @@ def parse_bool(name: str, value: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Mailchat's configuration. Field name ``foo_bar`` is read from ``MAILCHAT_FOO_BAR``."""
+class Settings(LimitsSyncAndOperationsSettings):
+    """Mailchat's configuration. Field name ``foo_bar`` is read from ``MAILCHAT_FOO_BAR``.
+
+    Fields marked ``secret`` (and the credentials inside URLs) never appear in
+    ``repr``: settings get logged and printed in tracebacks, secrets must not.
+    A new secret field must carry ``"secret": True`` (a test checks the names).
+    """
 
     # Servers. Empty URL = start a local server (make run / tests) and fill it in.
     redis_url: str = field(
-        default="", metadata={"doc": "Redis URL; empty starts a local redis-server"}
+        default="", metadata={"doc": "Redis URL; empty starts a local redis-server", "url": True}
     )
     elasticsearch_url: str = field(
-        default="", metadata={"doc": "Elasticsearch URL; empty starts a local noida-db"}
+        default="",
+        metadata={"doc": "Elasticsearch URL; empty starts a local noida-db", "url": True},
     )
     redis_port: int = field(
         default=0, metadata={"doc": "Port for the local redis-server (0 = free port)"}
@@ -57,6 +67,14 @@ class Settings:
     web_port: int = field(default=8000, metadata={"doc": "Port gunicorn binds"})
     web_workers: int = field(default=2, metadata={"doc": "gunicorn worker processes"})
     flower_port: int = field(default=5555, metadata={"doc": "Port Flower binds"})
+    flower_basic_auth: str = field(
+        default="",
+        metadata={
+            "doc": "Flower's login as user:password (no commas); empty = make run generates "
+            "one into DATA_DIR/flower_basic_auth and prints it",
+            "secret": True,
+        },
+    )
     worker_concurrency: int = field(default=2, metadata={"doc": "Celery worker processes"})
     data_dir: str = field(
         default=".data", metadata={"doc": "Local state: Redis AOF, noida-db data, keys"}
@@ -72,14 +90,49 @@ class Settings:
     # Secrets and accounts.
     secret_key: str = field(
         default="",
-        metadata={"doc": "Signs access tokens; empty = generated once into DATA_DIR/secret_key"},
+        metadata={
+            "doc": "Signs access tokens; empty = generated once into DATA_DIR/secret_key",
+            "secret": True,
+        },
     )
     demo_email: str = field(default="demo@example.com", metadata={"doc": "Demo account login"})
     demo_password: str = field(
-        default="mailchat-demo", metadata={"doc": "Demo account password (printed by make run)"}
+        default="mailchat-demo",
+        metadata={"doc": "Demo account password (printed by make run)", "secret": True},
     )
     demo_message_count: int = field(default=2000, metadata={"doc": "Messages in the demo mailbox"})
     access_token_ttl_seconds: int = field(default=900, metadata={"doc": "Access token lifetime"})
+    # Sessions and login (issue 10).
+    session_max_seconds: int = field(
+        default=30 * 86400,
+        metadata={"doc": "Absolute lifetime of a login session: refreshing cannot extend it"},
+    )
+    session_recheck_seconds: float = field(
+        default=30.0,
+        metadata={"doc": "How often an open SSE stream or WebSocket re-checks its token (<= 30)"},
+    )
+    password_hash_threads: int = field(
+        default=2,
+        metadata={"doc": "Threads hashing passwords off the gevent loop (0 = on the caller)"},
+    )
+    login_free_failures_per_account: int = field(
+        default=5,
+        metadata={"doc": "Wrong passwords for one account before each try must wait"},
+    )
+    login_free_failures_per_ip: int = field(
+        default=20,
+        metadata={"doc": "Wrong passwords from one IP address before each try must wait"},
+    )
+    login_delay_base_seconds: float = field(
+        default=1.0,
+        metadata={"doc": "First wait after the free failures; it doubles with each further one"},
+    )
+    login_delay_max_seconds: float = field(
+        default=900.0, metadata={"doc": "Longest wait a failed login imposes"}
+    )
+    login_failure_memory_seconds: int = field(
+        default=3600, metadata={"doc": "How long failed logins are remembered"}
+    )
 
     # Elasticsearch names fixed by the seed documents.
     index_alias: str = field(
@@ -176,75 +229,6 @@ class Settings:
         default=20,
         metadata={"doc": "Requests per minute one person may send to each /api/ux/* endpoint"},
     )
-    # Mail sync (issue 5): accounts, Gmail, IMAP, uploads, schedules.
-    credentials_key: str = field(
-        default="",
-        metadata={
-            "doc": "Fernet key(s) encrypting mailbox credentials, comma-separated, newest "
-            "first; empty = generated once into DATA_DIR/credentials_key"
-        },
-    )
-    sync_interval_minutes: int = field(
-        default=15, metadata={"doc": "Beat runs mail.sync_all this often (0 = never)"}
-    )
-    sync_time_limit_seconds: int = field(
-        default=3600,
-        metadata={"doc": "Hard limit of one mail.sync_account run; its account lock expires too"},
-    )
-    sync_batch_size: int = field(
-        default=200,
-        metadata={"doc": "Messages per sync batch (the cursor advances after each); Gmail max 50"},
-    )
-    gmail_client_id: str = field(
-        default="", metadata={"doc": "Google OAuth client id (web application); empty = no Gmail"}
-    )
-    gmail_client_secret: str = field(default="", metadata={"doc": "Google OAuth client secret"})
-    gmail_redirect_uri: str = field(
-        default="",
-        metadata={"doc": "OAuth redirect URI; empty = this server's /api/accounts/gmail/callback"},
-    )
-    gmail_backfill_days: int = field(
-        default=365, metadata={"doc": "Days of Gmail history a full sync fetches (0 = all)"}
-    )
-    gmail_quota_units_per_minute: int = field(
-        default=15000,
-        metadata={"doc": "Gmail API quota units one account may spend per minute (Google: 15,000)"},
-    )
-    gmail_max_retries: int = field(
-        default=6, metadata={"doc": "Retries of a rate-limited or failing Gmail API call"}
-    )
-    gmail_pubsub_topic: str = field(
-        default="",
-        metadata={"doc": "Pub/Sub topic for Gmail watch (projects/P/topics/T); empty = no push"},
-    )
-    gmail_push_token: str = field(
-        default="", metadata={"doc": "Secret the Pub/Sub push URL carries as ?token="}
-    )
-    imap_timeout_seconds: float = field(
-        default=60.0, metadata={"doc": "Socket timeout of IMAP connections"}
-    )
-    imap_allow_private_hosts: bool = field(
-        default=False,
-        metadata={"doc": "Allow IMAP accounts on loopback/private addresses (tests, LAN servers)"},
-    )
-    upload_max_bytes: int = field(
-        default=20 * 1024**3, metadata={"doc": "Largest mbox accepted by POST /api/mail/import"}
-    )
-    redis_max_connections: int = field(
-        default=64, metadata={"doc": "Redis connections per process (callers queue beyond it)"}
-    )
-    delivery_redeliver_after_seconds: float = field(
-        default=120.0,
-        metadata={"doc": "Re-send a delivery still unsettled after this long (its task was lost)"},
-    )
-    delivery_sweep_seconds: float = field(
-        default=30.0, metadata={"doc": "How often beat sweeps the delivery outbox"}
-    )
-    broker_visibility_timeout_seconds: int = field(
-        default=3600,
-        metadata={"doc": "A task unacknowledged this long (its worker died) is delivered again"},
-    )
-    key_prefix: str = field(default="mailchat:", metadata={"doc": "Prefix of every Redis key"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -295,17 +279,29 @@ class Settings:
         """
         if self.secret_key:
             return self
-        path = self.data_path / "secret_key"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            key = path.read_text().strip()
-        else:
-            key = secrets.token_urlsafe(48)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(key)
+        key = read_or_create(self.data_path / "secret_key", lambda: secrets.token_urlsafe(48))
         return dataclasses.replace(self, secret_key=key)
+
+    def __repr__(self) -> str:
+        """Every setting, with secrets and URL credentials redacted."""
+        shown = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") and value:
+                value = "<redacted>"
+            elif f.metadata.get("url"):
+                value = redact_url(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+
+def redact_url(url: str) -> str:
+    """``url`` without the user name and password it may carry (``https://<redacted>@host``)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"<redacted>@{host}"))
 
 
 def settings_table() -> list[tuple[str, str, str]]:

@@ -24,6 +24,9 @@ QUEUE_SYNC = "sync"
 QUEUE_MAINTENANCE = "maintenance"
 QUEUE_DELIVERY = "delivery"
 ALL_QUEUES = (QUEUE_SEARCH, QUEUE_SYNC, QUEUE_MAINTENANCE, QUEUE_DELIVERY)
+# Queues whose every task ends (or is killed by its hard time limit) within seconds: a worker
+# consuming only these may use the short broker visibility timeout (celery_app).
+SHORT_QUEUES = (QUEUE_SEARCH,)
 
 # Celery's task_routes accepts glob patterns: one line per domain.
 TASK_ROUTES = {

@@ -23,7 +23,7 @@ def issue_ticket(r: redis.Redis, settings: Settings, user: User) -> str:
     ticket = secrets.token_urlsafe(32)
     r.set(
         RedisKeys(settings.key_prefix).chat_ticket(ticket),
-        f"{user.id} {user.token_version} {user.email}",
+        f"{user.id} {user.token_version} {user.expires_at} {user.session_id or '-'} {user.email}",
         ex=TICKET_TTL_SECONDS,
     )
     return ticket
@@ -36,9 +36,17 @@ def redeem_ticket(r: redis.Redis, settings: Settings, ticket: str) -> User | Non
     value = r.getdel(RedisKeys(settings.key_prefix).chat_ticket(ticket))
     if not value:
         return None
-    user_id, version, email = str(value).split(" ", 2)
+    user_id, version, expires_at, session_id, email = str(value).split(" ", 4)
+    user = User(
+        user_id,
+        email,
+        int(version),
+        session_id="" if session_id == "-" else session_id,
+        expires_at=int(expires_at),
+    )
     try:
-        # A ticket is worth no more than the token it was traded for: revoked means revoked.
-        return ensure_current(settings, User(user_id, email, int(version)), r)
+        # A ticket is worth no more than the token it was traded for: revoked means revoked,
+        # and the stream it opens keeps re-checking that token's session and expiry.
+        return ensure_current(settings, user, r)
     except TokenError:
         return None

@@ -35,7 +35,7 @@ the deletion):
 **Contract for every new per-user Redis key:** it must be reachable from
 these indexes, or it survives a deletion: the user id itself (``user:<id>``,
 ``user-conversations:<id>``, ``user-accounts:<id>``, ``events:user:<id>``,
-``lock:import:<id>``), a conversation id listed in ``user-conversations``
+``lock:import:<id>``, ``session:<id>:*``, ``user-sockets:<id>``, ``rate*<id>*``), a conversation id listed in ``user-conversations``
 (keys named by the conversation id, or below its stream key), or an account
 id listed in ``user-accounts`` (``account:<id>`` and ``account:<id>:*``).
 ``tests/test_userdata.py`` scans every key and value for the user's id.
@@ -62,6 +62,7 @@ from shared.core.keys import RedisKeys
 from shared.core.locks import RedisLock
 from shared.core.logs import user_hash
 from shared.core.settings import Settings
+from shared.identity.sessions import end_sessions
 from shared.identity.users import revoke_tokens
 from shared.realtime.delivery import purge_outbox
 from shared.sync import accounts
@@ -176,14 +177,17 @@ def delete_user_data(
             keys.user_conversations(user_id),
             keys.user_accounts(user_id),
             keys.import_lock(user_id),
+            keys.user_sockets(user_id),
         )
     )
     report.dead_letters = _delete_dead_letters(r, keys, {user_id, *conversation_ids})
-    # Rate-limit windows name the user too (they expire within minutes, but go now).
+    # Rate-limit windows name the user too (they expire on their own, but go now).
     report.redis_keys += _delete_matching(
-        r, f"{glob_escape(keys.prefix)}rate:*:{glob_escape(user_id)}:*"
+        r, f"{glob_escape(keys.rate_limit_prefix())}*{glob_escape(user_id)}*"
     )
     report.redis_keys += _delete_matching(r, glob_escape(keys.client_messages_of(user_id)) + "*")
+    # Login sessions (refresh-token families) are named by the user id.
+    report.redis_keys += end_sessions(r, settings, user_id)
     if delete_user:
         email = r.hget(keys.user(user_id), "email")
         doomed = [keys.user(user_id)] + ([keys.user_by_email(str(email))] if email else [])

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 import redis
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from shared.core.keyfiles import read_or_create
 from shared.core.keys import RedisKeys
 from shared.core.logs import user_hash
 from shared.core.settings import Settings
@@ -100,16 +100,9 @@ def credentials_keys(settings: Settings) -> str:
     """The configured key(s), or one generated once into DATA_DIR/credentials_key (0600)."""
     if settings.credentials_key:
         return settings.credentials_key
-    path = settings.data_path / "credentials_key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    key = Fernet.generate_key().decode()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
-    return key
+    return read_or_create(
+        settings.data_path / "credentials_key", lambda: Fernet.generate_key().decode()
+    )
 
 
 def encrypt_secret(settings: Settings, secret: dict[str, str]) -> str:

@@ -27,6 +27,9 @@ class SyncOptions:
     gmail_http_factory: Callable[[Any], Any] | None = None
     sleep: Callable[[float], None] = time.sleep
     announce: bool = False  # send sync.done even when nothing changed (a sync someone asked for)
+    # Asked after each batch lands: true when the worker is shutting down, so the run stops
+    # there (its cursor saved) and the task is sent again to go on from that cursor.
+    should_stop: Callable[[], bool] | None = None
 
 
 def build_provider(

@@ -60,7 +60,7 @@ PROGRESS_EVERY_SECONDS = 2.0
 class SyncResult:
     account_id: str
     provider: str
-    outcome: str  # ok, needs_reauth, error, locked, skipped, missing
+    outcome: str  # ok, needs_reauth, error, locked, skipped, missing, interrupted
     new: int = 0
     deleted: int = 0
     updated: int = 0
@@ -286,6 +286,8 @@ def _run_once(
         provider = build_provider(r, settings, account, options)
         for batch in provider.batches():
             run.apply(batch)
+            if options.should_stop is not None and options.should_stop():
+                return _interrupted(r, settings, run)
     except AccountGone:
         raise
     except NeedsReauth as exc:
@@ -348,6 +350,17 @@ def _run_once(
         result.skipped,
     )
     return result
+
+
+def _interrupted(r: redis.Redis, settings: Settings, run: _Run) -> SyncResult:
+    """The worker is stopping: every batch so far has landed and moved the cursor."""
+    accounts.update(r, settings, run.account.id, state=IDLE, progress=None)
+    log.info(
+        "account %s: sync paused after %d messages (worker stopping)", run.account.id, run.done
+    )
+    run.result.outcome = "interrupted"
+    run.result.message = "the worker stopped; the sync goes on from its cursor"
+    return run.result
 
 
 def _describe(exc: BaseException) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,3 +69,113 @@ def test_readme_documents_every_setting() -> None:
     for variable, _default, meaning in settings_table():
         assert f"`{variable}`" in readme, variable
         assert meaning, f"{variable} has no documented meaning"
+
+
+def _ask(barrier: Any, seen: list[str], make_key: Callable[[Path], str], directory: Path) -> None:
+    barrier.wait()
+    try:
+        seen.append(make_key(directory))
+    except Exception as exc:  # the test reports whatever went wrong
+        seen.append(f"error: {exc!r}")
+
+
+def _race(
+    make_key: Callable[[Path], str], root: Path, rounds: int = 200, threads: int = 6
+) -> list[list[str]]:
+    """``threads`` threads ask at once for the key of a fresh data dir, ``rounds`` times.
+
+    On the old create-then-write code about one round in five saw an empty key.
+    """
+    import sys
+    import threading
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: widen every race window
+    results: list[list[str]] = []
+    try:
+        for number in range(rounds):
+            seen: list[str] = []
+            barrier = threading.Barrier(threads)
+            args = (barrier, seen, make_key, root / f"round-{number}")
+            workers = [threading.Thread(target=_ask, args=args) for _ in range(threads)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            results.append(seen)
+    finally:
+        sys.setswitchinterval(interval)
+    return results
+
+
+@pytest.mark.timeout(60)
+def test_concurrent_processes_never_see_an_empty_secret_key(tmp_path: Path) -> None:
+    """Issue 10, item 12: creating the key file and then writing it let a reader sign with ''."""
+
+    def make_key(directory: Path) -> str:
+        return Settings.from_env({}, data_dir=str(directory)).with_secret_key().secret_key
+
+    for seen in _race(make_key, tmp_path):
+        assert len(set(seen)) == 1 and len(seen[0]) >= 32, seen
+
+
+@pytest.mark.timeout(60)
+def test_concurrent_processes_never_see_an_empty_credentials_key(tmp_path: Path) -> None:
+    from shared.sync.accounts import credentials_keys
+
+    def make_key(directory: Path) -> str:
+        return credentials_keys(Settings.from_env({}, data_dir=str(directory)))
+
+    for seen in _race(make_key, tmp_path):
+        assert len(set(seen)) == 1 and len(seen[0]) == 44, seen  # a Fernet key
+
+
+def test_an_empty_key_file_is_an_error_not_an_empty_key(tmp_path: Path) -> None:
+    from shared.core.keyfiles import KeyFileError
+
+    (tmp_path / "secret_key").write_text("")
+    with pytest.raises(KeyFileError, match="secret_key is empty"):
+        Settings.from_env({}, data_dir=str(tmp_path)).with_secret_key()
+
+
+def test_key_files_are_private_and_leave_no_temporary_files(tmp_path: Path) -> None:
+    from shared.sync.accounts import credentials_keys
+
+    Settings.from_env({}, data_dir=str(tmp_path)).with_secret_key()
+    credentials_keys(Settings.from_env({}, data_dir=str(tmp_path)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["credentials_key", "secret_key"]
+    for path in tmp_path.iterdir():
+        assert path.stat().st_mode & 0o077 == 0, f"{path.name} must be private"
+
+
+def test_repr_shows_no_secret() -> None:
+    secrets_given = {
+        "secret_key": "sk-0123456789",
+        "credentials_key": "ck-0123456789",
+        "gmail_client_secret": "gcs-0123456789",
+        "gmail_push_token": "gpt-0123456789",
+        "flower_basic_auth": "admin:fb-0123456789",
+        "demo_password": "dp-0123456789",
+        "redis_url": "redis://default:rp-0123456789@redis.internal:6379/0",
+        "elasticsearch_url": "https://elastic:ep-0123456789@es.internal:9200",
+    }
+    settings = Settings.from_env({}, **secrets_given)
+    for text in (repr(settings), str(settings), f"{settings}", repr([settings])):
+        for secret in ("sk-", "ck-", "gcs-", "gpt-", "fb-", "dp-", "rp-", "ep-", "default:"):
+            assert secret not in text, f"{secret} leaked"
+    assert "redis.internal:6379" in repr(settings) and "web_port=8000" in repr(settings)
+    assert "secret_key='<redacted>'" in repr(settings)
+
+
+def test_every_secret_looking_setting_is_marked_secret() -> None:
+    import dataclasses
+    import re
+
+    looks_secret = re.compile(r"secret|password|token|credential|auth|_key$")
+    for f in dataclasses.fields(Settings):
+        if (
+            f.type in ("str", str)
+            and looks_secret.search(f.name)
+            and not f.name.endswith("_rate_limit")
+        ):
+            assert f.metadata.get("secret"), f"{f.name} must carry metadata secret=True"

@@ -173,6 +173,7 @@ def test_delete_my_data_removes_everything_of_one_user_only(world) -> None:
     client = create_app(s).test_client()
     token = _login(client, alice)
     bob_token = _login(client, bob)
+    bob_before = _mentions(r, s, bob.markers())  # his login opened a session: his too
     response = client.delete("/api/me/data", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.get_json()
     deleted = response.get_json()["deleted"]

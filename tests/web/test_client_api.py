@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import pytest
 
-from shared.core import ratelimit
-from shared.core.clients import get_elasticsearch, get_redis
+from shared.core.clients import get_elasticsearch
 from shared.core.user_agents import USER_AGENT_TYPES, user_agent_type
-from shared.identity.users import issue_token, revoke_tokens
 from shared.index.search import search_emails
 from tests.conftest import auth_header, user_with_mailbox
 
@@ -60,33 +57,7 @@ def test_client_config_names_the_limits(client, settings) -> None:
     assert config["heartbeat_seconds"] == settings.ux_heartbeat_seconds == 30.0
 
 
-# --- token refresh ----------------------------------------------------------------------
-
-
-def test_refresh_trades_a_current_token_for_a_fresh_one(client, settings, make_user) -> None:
-    user, _ = make_user("refresh")
-    old = issue_token(settings, user, now=time.time() - 600)
-    response = client.post("/api/auth/refresh", headers={"Authorization": f"Bearer {old}"})
-    assert response.status_code == 200
-    body = response.get_json()
-    assert (
-        body["token_type"] == "Bearer" and body["expires_in"] == settings.access_token_ttl_seconds
-    )
-    assert body["user"] == {"id": user.id, "email": user.email}
-    fresh = {"Authorization": f"Bearer {body['access_token']}"}
-    assert client.get("/api/conversations", headers=fresh).status_code == 200
-
-
-def test_refresh_refuses_expired_revoked_and_missing_tokens(client, settings, make_user) -> None:
-    user, _ = make_user("refresh")
-    expired = issue_token(settings, user, now=time.time() - 2 * settings.access_token_ttl_seconds)
-    for headers in ({"Authorization": f"Bearer {expired}"}, {}, {"Authorization": "Bearer x.y.z"}):
-        assert client.post("/api/auth/refresh", headers=headers).status_code == 401
-    current = auth_header(settings, user)
-    revoke_tokens(get_redis(settings), settings, user.id)
-    response = client.post("/api/auth/refresh", headers=current)
-    assert response.status_code == 401
-    assert response.get_json()["error"]["code"] == "invalid_token"
+# Token refresh (rotating refresh tokens): tests/web/api/test_auth_sessions.py.
 
 
 # --- opening a cited email -----------------------------------------------------------------
@@ -188,19 +159,6 @@ def test_telemetry_is_rate_limited_per_person(settings, make_user) -> None:
     assert (
         client.post("/api/ux/chat/opened", headers=auth_header(settings, user)).status_code == 204
     )
-
-
-def test_rate_limit_windows(settings) -> None:
-    r = get_redis(settings)
-    subject = f"s{time.time_ns()}"
-    decisions = [
-        ratelimit.hit(r, settings, scope="t", subject=subject, limit=2, now=1200.5)
-        for _ in range(3)
-    ]
-    assert [d.allowed for d in decisions] == [True, True, False]
-    assert decisions[-1].retry_after_seconds == 60
-    assert ratelimit.hit(r, settings, scope="t", subject=subject, limit=2, now=1260.0).allowed
-    assert 0 < r.ttl(f"{settings.key_prefix}rate:t:{subject}:20") <= 120
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ from shared.sync.schedule import request_sync
 from web.api.auth import current_user
 from web.errors import ApiError, queue_errors
 from web.extensions import services
+from web.ratelimits import per_user
 from web.validation import json_body, required_string
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,7 @@ def update_credentials(account_id: str) -> Any:
 
 
 @bp.post("/accounts/<account_id>/sync")
+@per_user("sync", "sync_rate_limit")
 def sync_now(account_id: str) -> Any:
     account = _owned(account_id)
     if account.state == NEEDS_REAUTH:

@@ -21,6 +21,7 @@ from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import parse_form_data
 
+from shared.core.ratelimit import for_settings
 from shared.core.task_names import MAIL_IMPORT_MBOX
 from shared.sync import accounts
 from shared.sync.accounts import AccountError
@@ -28,6 +29,7 @@ from shared.sync.providers.mbox import NotAnMbox, check_mbox, upload_dir
 from web.api.auth import current_user
 from web.errors import ApiError, queue_errors
 from web.extensions import services
+from web.ratelimits import per_user
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +45,33 @@ def _too_large(limit: int) -> ApiError:
     )
 
 
+def _spend_upload_bytes(size: int) -> None:
+    """Count ``size`` bytes against the person's daily upload budget; 429 beyond it."""
+    svc = services()
+    decision = for_settings(svc.settings).spend(
+        "upload_bytes", f"{svc.settings.upload_bytes_per_day} per day", current_user().id, size
+    )
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"At most {svc.settings.upload_bytes_per_day:,} upload bytes a day; try later.",
+            field="file",
+            retry_after=decision.retry_after_seconds,
+        )
+
+
 @bp.post("/import")
+@per_user("upload", "upload_rate_limit")
 def upload_mbox() -> Any:
     svc = services()
     limit = svc.settings.upload_max_bytes
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
+    # Declared bytes are spent before reading them; a body without a length after.
+    declared = request.content_length
+    if declared:
+        _spend_upload_bytes(declared)
     if not (request.mimetype or "").startswith("multipart/form-data"):
         raise ApiError(
             400,
@@ -99,6 +122,12 @@ def upload_mbox() -> Any:
         _discard(partial, opened)
         raise
     size = partial.stat().st_size
+    if not declared:
+        try:
+            _spend_upload_bytes(size)
+        except ApiError:
+            _discard(partial, opened)
+            raise
     filename = _SAFE_NAME.sub("_", Path(upload.filename or "upload.mbox").name)[:120] or "upload"
     user = current_user()
     try:

@@ -10,6 +10,7 @@ from shared.assistant.answer import MAX_WINDOW_DAYS, MIN_WINDOW_DAYS
 from shared.assistant.asking import StartedQuestion, is_terminal_for, start_question
 from shared.core import metrics
 from shared.core.events import EventType
+from shared.core.ratelimit import for_settings
 from shared.core.task_names import ASSISTANT_ANSWER
 from shared.identity.users import User
 from shared.realtime.conversations import ConversationNotFound
@@ -72,7 +73,11 @@ def ask(
     *,
     client_message_id_required: bool = False,
 ) -> StartedQuestion:
-    """Validate what every transport's ask shares (window, ids), then begin the question."""
+    """Validate what every transport's ask shares (window, ids), then begin the question.
+
+    Every transport asks through here, so the per-person ask limit is one budget
+    for POST, SSE and WebSocket together (429 + Retry-After, or an error frame).
+    """
     window_days = int_in_range(
         fields, "window_days", MIN_WINDOW_DAYS, MAX_WINDOW_DAYS, DEFAULT_WINDOW_DAYS
     )
@@ -80,6 +85,15 @@ def ask(
     if client_message_id_required and client_message_id is None:
         raise ApiError(
             400, "invalid_field", "'client_message_id' is required.", field="client_message_id"
+        )
+    settings = services().settings
+    decision = for_settings(settings).spend("ask", settings.ask_rate_limit, user.id)
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many questions; wait a little before asking again.",
+            retry_after=decision.retry_after_seconds,
         )
     return begin_question(
         user, question, window_days, optional_id(fields, "conversation_id"), client_message_id

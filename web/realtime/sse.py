@@ -20,6 +20,7 @@ from flask import Blueprint, Response, request, stream_with_context
 from shared.assistant.asking import is_terminal_for
 from shared.core import metrics
 from shared.core.events import ControlType, EventType
+from shared.identity.sessions import Recheck
 from shared.realtime.conversations import owns_conversation
 from shared.realtime.eventlog import Event, EventLog, is_entry_id, position_before
 from web.api.auth import current_user
@@ -74,6 +75,24 @@ def sse_response(body: Iterator[str]) -> Response:
     return response
 
 
+def session_check() -> tuple[Recheck, Any]:
+    """(re-check of the caller's token, its final ``error`` message maker) for one stream.
+
+    An open stream re-checks its token every <= 30 s; once it expired or was
+    revoked (logout, password change, delete-my-data) the stream ends with a
+    final ``error`` (``session_expired``/``session_revoked``), never silently.
+    """
+    svc = services()
+    recheck = Recheck(svc.redis, svc.settings, current_user())
+
+    def final(reason: str) -> str:
+        metrics.STREAM_SESSIONS_ENDED.labels(transport="sse", reason=reason).inc()
+        message = "Your session has ended; log in again."
+        return sse_control(ControlType.ERROR, {"code": f"session_{reason}", "message": message})
+
+    return recheck, final
+
+
 def streaming_disabled() -> Any:
     """The seed's canary switch: tell clients to use the plain JSON endpoint."""
     response = error_response(
@@ -95,6 +114,7 @@ def chat_stream() -> Any:
     args = request.args.to_dict()
     started = ask(current_user(), args, required_string(args, "q", svc.settings.max_question_chars))
     stream = EventLog(svc.redis, svc.settings).conversation_stream(started.conversation_id)
+    recheck, session_over = session_check()
 
     def body() -> Iterator[str]:
         # A dropped connection does not cancel the answer: the client may be
@@ -114,8 +134,13 @@ def chat_stream() -> Any:
             stream,
             position_before(started.question_event_id),
             until_answered=started.client_message_id,
-            idle_seconds=min(svc.settings.sse_ping_seconds, svc.settings.chat_timeout_seconds),
+            idle_seconds=min(
+                svc.settings.sse_ping_seconds, svc.settings.chat_timeout_seconds, recheck.interval
+            ),
         ):
+            if (ended := recheck.due()) is not None:
+                yield session_over(ended)
+                return
             if event is None:
                 if not answering and time.monotonic() > unanswered_deadline:
                     # No worker took the question (it expires unanswered): say so, like POST does.
@@ -161,6 +186,7 @@ def conversation_stream(conversation_id: str) -> Any:
     epoch = request.args.get("epoch")
     events = EventLog(svc.redis, svc.settings)
     stream = events.conversation_stream(conversation_id)
+    recheck, session_over = session_check()
 
     def body() -> Iterator[str]:
         yield f"retry: {svc.settings.sse_retry_ms}\n\n"
@@ -173,7 +199,11 @@ def conversation_stream(conversation_id: str) -> Any:
         yield sse_control(
             ControlType.READY, {"conversation_id": conversation_id, "epoch": position.epoch}
         )
-        for event in follow(stream, after, idle_seconds=svc.settings.sse_ping_seconds):
+        idle = min(svc.settings.sse_ping_seconds, recheck.interval)
+        for event in follow(stream, after, idle_seconds=idle):
+            if (ended := recheck.due()) is not None:
+                yield session_over(ended)
+                return
             yield ": ping\n\n" if event is None else sse_event(event)
         yield sse_control(ControlType.RECONNECT, {"reason": "server restarting"})
 

@@ -32,6 +32,7 @@ from web.extensions import Services, services
 from web.realtime.asking import ask, record_answer_metrics
 from web.realtime.relay import Waiter
 from web.realtime.shutdown import shutting_down
+from web.realtime.ws_guard import SocketGuard
 from web.validation import optional_id, parse_json, reject_lone_surrogates, required_string
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ class FrameError(ValueError):
 
 class SocketSession:
     """One authenticated socket: its cursors, its heartbeat and its two loops."""
+
+    guard: SocketGuard  # set by SocketGuard.run, which runs the session
 
     def __init__(self, ws: Any, svc: Services, user: User) -> None:
         self.ws = ws
@@ -161,6 +164,8 @@ class SocketSession:
                     self.advise("restart", 1000)
                     self.close(CLOSE_RESTART, "restart")
                     return
+                if self.guard.session_over(self):  # token expired or revoked: 4401
+                    return
                 now = time.monotonic()
                 if self.ping_sent_at is None and now - self.last_pong >= settings.ws_ping_seconds:
                     self.ping_sent_at = now
@@ -188,6 +193,8 @@ class SocketSession:
             raw = self.ws.receive(timeout=1.0)
             if raw is None:
                 continue
+            if self.guard.frames_over(self):  # error frame, then 1013
+                return
             try:
                 self.handle(raw)
             except (FrameError, ApiError) as error:
@@ -371,7 +378,7 @@ def websocket(ws: Any) -> None:
             _closed(CLOSE_NOT_AUTHENTICATED, "not_authenticated", started)
             return
         session = SocketSession(ws, svc, user)
-        session.run()
+        SocketGuard(svc, user).run(session)  # token re-checks, frame budget, socket slot
     except ConnectionClosed:
         pass
     except Exception as exc:

@@ -1,4 +1,4 @@
-"""Authentication on every /api endpoint, login, health and readiness."""
+"""Authentication on every /api endpoint and login (health and readiness: test_health.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from devtools.servers import start_redis
 from shared.identity.users import issue_token
 from tests.conftest import auth_header
 
@@ -75,38 +74,6 @@ def test_expired_and_forged_tokens_are_rejected(client, settings, make_user) -> 
             "/api/chat", json={"q": "x"}, headers={"Authorization": f"Bearer {expired}"}
         ).get_json()["error"]["message"]
     )
-
-
-def test_healthz_and_readyz(client) -> None:
-    assert client.get("/healthz").get_json() == {"status": "ok"}
-    ready = client.get("/readyz")
-    assert ready.status_code == 200
-    assert ready.get_json()["checks"] == {"redis": "ok", "elasticsearch": "ok"}
-
-
-def test_readyz_fails_when_redis_is_stopped(settings, tmp_path) -> None:
-    """A second app on its own redis-server: stop that server, readiness says so."""
-    from web import create_app
-
-    own_redis = start_redis(tmp_path / "redis", appendonly=False)
-    app = create_app(dataclasses.replace(settings, redis_url=own_redis.url))
-    client = app.test_client()
-    assert client.get("/readyz").status_code == 200
-    own_redis.kill()
-    response = client.get("/readyz")
-    assert response.status_code == 503
-    assert response.headers["Retry-After"]
-    error = response.get_json()["error"]
-    assert error["field"] == "redis" and "redis: unreachable" in error["message"]
-
-
-def test_readyz_fails_when_alias_is_missing(settings) -> None:
-    from web import create_app
-
-    app = create_app(dataclasses.replace(settings, index_alias="no_such_alias"))
-    response = app.test_client().get("/readyz")
-    assert response.status_code == 503
-    assert response.get_json()["error"]["field"] == "elasticsearch"
 
 
 def test_chat_without_worker_is_503_with_retry_after(settings, make_user) -> None:

@@ -68,7 +68,7 @@ export class App {
   async boot() {
     this.config = await this.loadConfig();
     if (!this.config) return;
-    if (this.tokens.token() && !this.tokens.expired()) this.openChat();
+    if (this.tokens.token() && this.tokens.renewable()) this.openChat();
     else this.showLogin();
   }
 
@@ -131,7 +131,7 @@ export class App {
 
   logout() {
     this.closeChat();
-    this.tokens.clear();
+    this.tokens.logout(); // ends the session on the server too (best effort)
     this.showLogin("You are logged out.");
   }
 
@@ -227,9 +227,9 @@ export class App {
   }
 
   /**
-   * Tokens live 15 minutes and only a valid one can be refreshed, so while the
-   * chat is open the token is refreshed two minutes before it expires (a 401 on
-   * the way still gets its one refresh in the Api).
+   * Access tokens live 15 minutes, so while the chat is open the token is
+   * refreshed two minutes before it expires (a 401 on the way still gets its
+   * one refresh in the Api).
    */
   keepTokenFresh(life) {
     const schedule = (ms) =>

@@ -1,8 +1,11 @@
-// The access token: kept in sessionStorage (this tab only, gone when it
-// closes), refreshed through POST /api/auth/refresh while it is still valid.
-// Tokens live 15 minutes and an expired one cannot be refreshed, so the page
-// refreshes before a socket connects and whenever a request meets a 401; if
-// that fails the person is asked to log in again.
+// The session: an access token and a rotating refresh token, kept in
+// sessionStorage (this tab only, gone when it closes). Access tokens live 15
+// minutes; POST /api/auth/refresh trades the refresh token for a new pair
+// (the old refresh token is then spent: presenting it again revokes the whole
+// session, so concurrent callers share one refresh). The page refreshes before
+// a socket connects and whenever a request meets a 401; a refused refresh (the
+// session was logged out, revoked or is past its absolute lifetime) asks the
+// person to log in again.
 
 const KEY = "mailchat.session";
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -28,7 +31,7 @@ export class TokenStore {
   load() {
     try {
       const session = JSON.parse(this.storage.getItem(KEY) || "null");
-      return session && typeof session.token === "string" ? session : null;
+      return session && typeof session.token === "string" && typeof session.refreshToken === "string" ? session : null;
     } catch {
       return null;
     }
@@ -51,9 +54,21 @@ export class TokenStore {
     return !this.session || this.now() >= this.session.expiresAt;
   }
 
-  set({ access_token, expires_in, user }) {
+  /** Whether a refresh can still work: the session has not reached its absolute end. */
+  renewable() {
+    return this.session !== null && this.now() < this.session.sessionEndsAt;
+  }
+
+  set({ access_token, expires_in, refresh_token, refresh_expires_in, user }) {
     const issuedAt = this.now();
-    this.session = { token: access_token, issuedAt, expiresAt: issuedAt + expires_in * 1000, user };
+    this.session = {
+      token: access_token,
+      refreshToken: refresh_token,
+      issuedAt,
+      expiresAt: issuedAt + expires_in * 1000,
+      sessionEndsAt: issuedAt + refresh_expires_in * 1000,
+      user,
+    };
     this.storage.setItem(KEY, JSON.stringify(this.session));
   }
 
@@ -67,6 +82,22 @@ export class TokenStore {
     const hadSession = this.session !== null;
     this.clear();
     if (hadSession) this.onLogout(reason);
+  }
+
+  /** Log this session out on the server (best effort), then forget it here. */
+  async logout() {
+    const token = this.token();
+    this.clear();
+    if (!token) return;
+    try {
+      await this.fetch("/api/auth/logout", {
+        method: "POST",
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+      });
+    } catch {
+      // Unreachable: the session still ends here, and on the server at its expiry.
+    }
   }
 
   async login(email, password) {
@@ -91,7 +122,8 @@ export class TokenStore {
     return body.user;
   }
 
-  /** Trade the current (still valid) token for a fresh one; concurrent callers share one call. */
+  /** Trade the refresh token for a fresh pair; concurrent callers share one call (a refresh
+   *  token works once). */
   refresh() {
     if (!this.refreshing) {
       this.refreshing = this.doRefresh().finally(() => {
@@ -102,14 +134,14 @@ export class TokenStore {
   }
 
   async doRefresh() {
-    const token = this.token();
-    if (!token || this.expired()) throw new AuthRequiredError();
+    if (!this.renewable()) throw new AuthRequiredError();
     let response;
     try {
       response = await this.fetch("/api/auth/refresh", {
         method: "POST",
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-        headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ refresh_token: this.session.refreshToken }),
       });
     } catch (cause) {
       const error = new Error("The server cannot be reached.", { cause });
@@ -133,8 +165,8 @@ export class TokenStore {
 
   /** A token issued less than `maxAgeMs` ago, refreshing if needed (before each socket connect). */
   async freshToken({ maxAgeMs = 60_000 } = {}) {
-    if (!this.token() || this.expired()) throw new AuthRequiredError();
-    if (this.age() > maxAgeMs) await this.refresh();
+    if (!this.token() || !this.renewable()) throw new AuthRequiredError();
+    if (this.expired() || this.age() > maxAgeMs) await this.refresh();
     return this.token();
   }
 }
