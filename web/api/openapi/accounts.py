@@ -135,7 +135,7 @@ def account_operations() -> dict[tuple[str, str], Op]:
                     "Queued.",
                 )
             },
-            errors=(404,),
+            errors=(404, 429),
             errors_described={409: "Needs new credentials first, or an mbox (nothing to sync)."},
             parameters=[account_id],
             security=BEARER,
@@ -197,7 +197,7 @@ def account_operations() -> dict[tuple[str, str], Op]:
                     "Stored; import queued.",
                 )
             },
-            errors=(400, 409, 413),
+            errors=(400, 409, 413, 429),
             security=BEARER,
             multipart={
                 "type": "object",

@@ -113,9 +113,36 @@ def core_operations(settings: Settings) -> dict[tuple[str, str], Op]:
             body=credentials,
         ),
         ("POST", "/api/auth/refresh"): Op(
-            "A fresh access token for the holder of a current one",
+            "The next access and refresh tokens for a session's newest refresh token",
             "auth",
             {200: ok(ref("Tokens"))},
+            errors=(429, 503),
+            errors_described={
+                401: "Unknown, reused (the session is revoked), expired or ended refresh token."
+            },
+            body=obj(
+                ["refresh_token"],
+                refresh_token={"type": "string", "minLength": 1, "maxLength": 300},
+            ),
+        ),
+        ("POST", "/api/auth/logout"): Op(
+            "End the caller's session: its refresh token, access tokens and open streams",
+            "auth",
+            {204: NO_CONTENT},
+            errors=(429,),
+            security=BEARER,
+        ),
+        ("POST", "/api/auth/password"): Op(
+            "Change the password; every other session of the person ends",
+            "auth",
+            {200: ok(obj(["sessions_ended"], sessions_ended={"type": "integer"}))},
+            errors=(429,),
+            errors_described={403: "The old password is wrong."},
+            body=obj(
+                ["old_password", "new_password"],
+                old_password={"type": "string", "minLength": 1, "maxLength": 1024},
+                new_password={"type": "string", "minLength": 1, "maxLength": 1024},
+            ),
             security=BEARER,
         ),
         ("POST", "/api/chat"): Op(
