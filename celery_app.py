@@ -19,6 +19,7 @@ from shared.core.keys import SHORT_LEASE_BROKER_KEYS
 from shared.core.settings import Settings, get_settings
 from shared.core.task_names import (
     ALL_QUEUES,
+    ASSISTANT_END_OVERDUE,
     DELIVERY_SWEEP_OUTBOX,
     QUEUE_SEARCH,
     SHORT_QUEUES,
@@ -165,6 +166,13 @@ def create_celery(settings: Settings | None = None, *, with_tasks: bool = True) 
     app.conf.beat_schedule["delivery-sweep-outbox"] = {
         "task": DELIVERY_SWEEP_OUTBOX,
         "schedule": settings.delivery_sweep_seconds,
+    }
+    # Questions whose task never ran (or died with its worker) end with an error. A sweep
+    # that waits longer than its interval is superseded by the next one, so they never pile up.
+    app.conf.beat_schedule["assistant-end-overdue"] = {
+        "task": ASSISTANT_END_OVERDUE,
+        "schedule": settings.answer_sweep_seconds,
+        "options": {"expires": settings.answer_sweep_seconds},
     }
     if with_tasks:
         _choose_lease_when_a_worker_starts(app, settings)

@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from elasticsearch import Elasticsearch
-
-from shared.core.events import EventType
-from shared.core.settings import Settings
-from shared.index.search import EmailHit, SearchOutcome, search_emails
+from shared.index.search import EmailHit, SearchOutcome
 
 log = logging.getLogger(__name__)
 
+IGNORED_SHOWN = 5  # ignored words quoted in the answer (the search event lists them all)
 MIN_WINDOW_DAYS = 1
 MAX_WINDOW_DAYS = 365
 
@@ -99,7 +95,9 @@ def compose_answer(outcome: SearchOutcome) -> str:
     window = f"the last {outcome.window_days} day{'s' if outcome.window_days != 1 else ''}"
     window += outcome.retention_note  # a capped window says why (retention by mail age)
     if outcome.total_hits == 0:
-        return f"I searched {looked_for} in {window} and nothing matched."
+        return "\n".join(
+            [f"I searched {looked_for} in {window} and nothing matched.", *_notes(outcome)]
+        )
     noun = "email" if outcome.total_hits == 1 else "emails"
     lines = [f"I found {outcome.total_hits} {noun} for {looked_for} in {window}."]
     if outcome.total_hits > len(outcome.hits):
@@ -109,7 +107,23 @@ def compose_answer(outcome: SearchOutcome) -> str:
         lines.append(
             f"{number}. “{subject}” from {_sender(hit)}, {_day(hit.received_at)} [{number}]"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + _notes(outcome))
+
+
+def _notes(outcome: SearchOutcome) -> list[str]:
+    """What the search left out, said plainly so a short answer is not mistaken for a full one."""
+    notes = []
+    if outcome.ignored_terms:
+        count = len(outcome.ignored_terms)
+        shown = ", ".join(f"“{term}”" for term in outcome.ignored_terms[:IGNORED_SHOWN])
+        more = " …" if count > IGNORED_SHOWN else ""
+        notes.append(
+            f"I searched only the first {len(outcome.keywords.split())} words; "
+            f"{count} more {'was' if count == 1 else 'were'} ignored: {shown}{more}"
+        )
+    if outcome.timed_out:
+        notes.append("The search ran out of time, so more emails may match.")
+    return notes
 
 
 def citation(hit: EmailHit) -> dict[str, Any]:
@@ -136,46 +150,3 @@ def answer_pieces(text: str, words_per_piece: int = 4) -> list[str]:
                 chunk += " "
             pieces.append(chunk)
     return [piece for piece in pieces if piece]
-
-
-class AnswerCancelled(Exception):
-    """A newer question replaced this one while it was being answered."""
-
-
-def stream_answer(
-    es: Elasticsearch,
-    settings: Settings,
-    *,
-    owner_id: str,
-    question: str,
-    window_days: int,
-    emit: Callable[[str, str, dict[str, Any]], None],
-    still_wanted: Callable[[], bool],
-) -> dict[str, Any]:
-    """Answer step by step: ``search``, ``hits``, ``delta``s, then the caller's ``done``.
-
-    ``emit(event_type, part_key, data)`` writes one event (idempotently, by
-    part key); ``still_wanted()`` is checked between steps, and a ``False``
-    raises ``AnswerCancelled`` so no more work is spent on a dropped question.
-    """
-    if not still_wanted():
-        raise AnswerCancelled
-    parsed = parse_question(question, window_days)
-    outcome = search_emails(es, settings, owner_id, parsed.keywords, parsed.window_days)
-    search = outcome.description()
-    emit(EventType.SEARCH, "search", {"search": search})
-    citations = [citation(hit) for hit in outcome.hits]
-    if not still_wanted():
-        raise AnswerCancelled
-    emit(EventType.HITS, "hits", {"citations": citations})
-    text = compose_answer(outcome)
-    for number, piece in enumerate(answer_pieces(text)):
-        if not still_wanted():
-            raise AnswerCancelled
-        emit(EventType.DELTA, f"delta:{number}", {"text": piece, "index": number})
-    return {
-        "answer": text,
-        "citations": citations,
-        "search": search,
-        "elasticsearch_seconds": outcome.elasticsearch_seconds,
-    }

@@ -3,25 +3,35 @@
 ``POST /api/chat``, the SSE stream and the WebSocket all ask the same way:
 claim the conversation, append the user's turn to its log (idempotent on the
 client message id), mark it the conversation's active question (which
-cancels any older one still running), and tell the caller whether an answer
-must be enqueued. The worker writes its events with dedup keys derived from
-the same client message id, so a retried request or task never doubles.
+cancels any older one still running), open it (give it the deadline by which
+it must have ended, see ``shared.assistant.ending``), and tell the caller
+whether an answer must be enqueued. The worker writes its events with dedup
+keys derived from the same client message id, so a retried request or task
+never doubles.
+
+The task is sent with ids only: the question's text is already in the
+conversation's log, and task arguments are visible in Flower (and in the
+broker) to anyone on the host.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
+from shared.assistant.dedup_keys import event_key
+from shared.assistant.ending import answer_task_id, end_of, open_question
 from shared.core.events import TERMINAL_TYPES, EventType
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
+from shared.core.task_names import ASSISTANT_ANSWER, SendTask
 from shared.realtime.conversations import claim_conversation, new_conversation_id
-from shared.realtime.eventlog import DEDUP_TTL_SECONDS, Event, EventLog
+from shared.realtime.eventlog import DEDUP_TTL_SECONDS, Appended, Event, EventLog
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +46,11 @@ class StartedQuestion:
     question_event_id: str
     epoch: str
     needs_answer: bool
+    attempt: int = 0  # > 0: asked again after a retryable error
 
 
 def new_client_message_id() -> str:
     return "m_" + secrets.token_hex(8)
-
-
-def event_key(client_message_id: str, part: str) -> str:
-    """Dedup key of one answer event: stable across retries of the same question."""
-    return f"{client_message_id}:{part}"
 
 
 def start_question(
@@ -76,20 +82,64 @@ def start_question(
     client_message_id = client_message_id or new_client_message_id()
     events = EventLog(r, settings)
     stream = events.conversation_stream(conversation_id)
-    appended = events.append(
-        stream,
-        EventType.QUESTION,
-        {"client_message_id": client_message_id, "q": question, "window_days": window_days},
-        dedup_key=event_key(client_message_id, EventType.QUESTION),
-        conversation_id=conversation_id,
-    )
-    finished = bool(
-        r.exists(keys.dedup(stream, event_key(client_message_id, EventType.DONE)))
-    ) or bool(r.exists(keys.dedup(stream, event_key(client_message_id, EventType.ERROR))))
+    attempt = int(r.get(keys.answer_attempt(stream, client_message_id)) or 0)
+
+    def append_question() -> Appended:
+        data: dict[str, Any] = {
+            "client_message_id": client_message_id,
+            "q": question,
+            "window_days": window_days,
+        }
+        if attempt:
+            data["attempt"] = attempt
+        return events.append(
+            stream,
+            EventType.QUESTION,
+            data,
+            dedup_key=event_key(client_message_id, EventType.QUESTION, attempt),
+            conversation_id=conversation_id,
+        )
+
+    appended = append_question()
+    end = end_of(r, settings, conversation_id, client_message_id, attempt)
+    if end is not None and end.type == EventType.ERROR and end.data.get("retryable"):
+        # Sent again after an error worth retrying: ask again, as a new attempt whose
+        # question event readers follow from (the ended attempt stays in the log).
+        attempt += 1
+        r.set(keys.answer_attempt(stream, client_message_id), attempt, ex=DEDUP_TTL_SECONDS)
+        appended, end = append_question(), None
+    finished = end is not None
     if not finished:
         r.set(keys.active_question(conversation_id), client_message_id, ex=ACTIVE_TTL_SECONDS)
+        open_question(r, settings, conversation_id, client_message_id, time.time(), attempt)
     return StartedQuestion(
-        conversation_id, client_message_id, appended.id, appended.epoch, needs_answer=not finished
+        conversation_id,
+        client_message_id,
+        appended.id,
+        appended.epoch,
+        needs_answer=not finished,
+        attempt=attempt,
+    )
+
+
+def enqueue_answer(
+    send_task: SendTask, settings: Settings, user_id: str, started: StartedQuestion
+) -> None:
+    """Send ``assistant.answer`` for a started question: ids only, named after the question.
+
+    A question nobody picked up within ``chat_timeout_seconds`` expires (it is
+    dropped, not answered late, and the worker ends it with ``assistant_expired``).
+    """
+    send_task(
+        ASSISTANT_ANSWER,
+        kwargs={
+            "user_id": user_id,
+            "conversation_id": started.conversation_id,
+            "client_message_id": started.client_message_id,
+            "attempt": started.attempt,
+        },
+        task_id=answer_task_id(started.conversation_id, started.client_message_id, started.attempt),
+        expires=settings.chat_timeout_seconds,
     )
 
 

@@ -61,6 +61,29 @@ class RedisKeys:
         """String: the client message id being answered; a newer question replaces it (cancel)."""
         return f"{self.prefix}active-question:{conversation_id}"
 
+    def answer_draft(self, stream_key: str, answer_ref: str) -> str:
+        """String (JSON): an answer computed once, so a retried task emits that same answer.
+
+        Below the conversation's stream key, so delete-my-data removes it with the stream.
+        """
+        return f"{stream_key}:draft:{answer_ref}"
+
+    def answer_attempt(self, stream_key: str, client_message_id: str) -> str:
+        """String: the current attempt of a question re-asked after a retryable error."""
+        return f"{stream_key}:attempt:{client_message_id}"
+
+    def open_questions(self) -> str:
+        """Sorted set: ``open_question_member`` -> the question's deadline (unix seconds),
+        until its ``done`` or ``error`` is written; beat ends overdue ones."""
+        return f"{self.prefix}open-questions"
+
+    @staticmethod
+    def open_question_member(conversation_id: str, client_message_id: str, attempt: int = 0) -> str:
+        """A question (attempt) in ``open_questions``: ``<conversation>:<id>[:<attempt>]``;
+        ``<conversation id>:*`` matches a conversation's."""
+        base = f"{conversation_id}:{client_message_id}"
+        return base if attempt == 0 else f"{base}:{attempt}"
+
     def client_message_conversation(self, user_id: str, client_message_id: str) -> str:
         """String: the conversation a client message id (asked without one) went into, so a
         repeat returns the first answer instead of opening a second conversation."""

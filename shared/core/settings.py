@@ -183,6 +183,42 @@ class Settings(LimitsSyncAndOperationsSettings):
         default=15.0, metadata={"doc": "How long POST /api/chat waits for a worker"}
     )
     search_result_size: int = field(default=8, metadata={"doc": "Emails cited per answer"})
+    # Bounded questions and answers that always end (issue 10).
+    search_max_terms: int = field(
+        default=8,
+        metadata={
+            "doc": "Words of a question one search uses at most (one query clause each); "
+            "the rest are ignored and listed in the answer's search.ignored_terms"
+        },
+    )
+    search_timeout_seconds: float = field(
+        default=5.0,
+        metadata={
+            "doc": "Server-side time limit of one search (Elasticsearch 'timeout': partial "
+            "results, reported as search.timed_out); the client gives up 2 s later"
+        },
+    )
+    answer_soft_time_limit_seconds: float = field(
+        default=20.0,
+        metadata={
+            "doc": "Soft time limit of one assistant.answer run (ends it: assistant_timeout); "
+            "0 = none. Must be below the hard limit, which Celery arms only when it fires"
+        },
+    )
+    answer_time_limit_seconds: float = field(
+        default=30.0,
+        metadata={
+            "doc": "Hard time limit of one assistant.answer run: its process is killed and "
+            "the answer ends with error assistant_timeout"
+        },
+    )
+    answer_sweep_seconds: float = field(
+        default=10.0,
+        metadata={
+            "doc": "How often beat ends questions still open past their deadline "
+            "(CHAT_TIMEOUT + ANSWER_TIME_LIMIT + this) with error assistant_unavailable"
+        },
+    )
     import_batch_size: int = field(
         default=500, metadata={"doc": "Emails per bulk request on import"}
     )
@@ -264,6 +300,18 @@ class Settings(LimitsSyncAndOperationsSettings):
             return frozenset(o.strip() for o in self.ws_allowed_origins.split(",") if o.strip())
         return frozenset(
             {f"http://{self.web_host}:{self.web_port}", f"http://localhost:{self.web_port}"}
+        )
+
+    @property
+    def answer_deadline_seconds(self) -> float:
+        """After this long an unanswered question can no longer be answered by its task.
+
+        Its task expires (is discarded unstarted) after ``chat_timeout_seconds``, and
+        once started is killed after ``answer_time_limit_seconds``; one sweep interval
+        more covers clock skew between the web and the workers.
+        """
+        return (
+            self.chat_timeout_seconds + self.answer_time_limit_seconds + self.answer_sweep_seconds
         )
 
     @property

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 ASSISTANT_ANSWER = "assistant.answer"
+ASSISTANT_END_OVERDUE = "assistant.end_overdue"
 MAIL_IMPORT_MBOX = "mail.import_mbox"
 MAIL_SYNC_ACCOUNT = "mail.sync_account"
 MAIL_SYNC_ALL = "mail.sync_all"
@@ -28,8 +29,11 @@ ALL_QUEUES = (QUEUE_SEARCH, QUEUE_SYNC, QUEUE_MAINTENANCE, QUEUE_DELIVERY)
 # consuming only these may use the short broker visibility timeout (celery_app).
 SHORT_QUEUES = (QUEUE_SEARCH,)
 
-# Celery's task_routes accepts glob patterns: one line per domain.
+# Celery's task_routes accepts glob patterns: one line per domain. An exact name wins
+# over the patterns: the overdue-question sweep must not wait behind the very backlog of
+# searches whose questions it ends.
 TASK_ROUTES = {
+    ASSISTANT_END_OVERDUE: {"queue": QUEUE_MAINTENANCE},
     "assistant.*": {"queue": QUEUE_SEARCH},
     "mail.*": {"queue": QUEUE_SYNC},
     "index.*": {"queue": QUEUE_MAINTENANCE},

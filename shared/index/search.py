@@ -1,10 +1,14 @@
-"""Owner-scoped email search.
+"""Owner-scoped, bounded email search.
 
 The owner filter and the date window are built here, server-side, as
-``bool.filter`` clauses; the person's words only ever reach
-``simple_query_string``, which has no field syntax. So ``owner_id:B``,
-``*`` or a pasted JSON fragment is just text to look for inside the
-caller's own mail, never a way into somebody else's.
+``bool.filter`` clauses; the person's words are compiled by
+``shared.index.query`` into at most ``search_max_terms`` analyzed-text
+clauses, never passed through as query syntax. So ``owner_id:B``, ``*`` or a
+pasted JSON fragment is just text to look for inside the caller's own mail,
+never a way into somebody else's, and a 300-word question costs what an
+8-word one does. Every search carries a server-side ``timeout`` (partial
+results come back marked ``timed_out``), and the client gives up a little
+later still, so a stuck search ends the answer instead of holding a worker.
 
 The window never reaches further back than the mail that is kept
 (``MAILCHAT_RETENTION_DAYS``, ``shared.index.mail_age``): a longer one is
@@ -18,14 +22,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from elasticsearch import Elasticsearch
+from elasticsearch import ConnectionTimeout, Elasticsearch
 
 from shared.core.settings import Settings
 from shared.index.mail_age import cap_window
+from shared.index.query import CompiledQuery, compile_terms
 
 log = logging.getLogger(__name__)
 
-SEARCH_FIELDS = ["subject^3", "body", "from_name^2", "from_address^2", "attachment_names"]
+# How much longer than the server-side timeout the client waits for the answer:
+# time for the server to notice its timeout and send back what it has.
+CLIENT_GRACE_SECONDS = 2.0
 SOURCE_FIELDS = ["subject", "from_address", "from_name", "received_at", "snippet", "labels"]
 
 
@@ -49,6 +56,8 @@ class SearchOutcome:
     total_hits: int
     hits: list[EmailHit]
     elasticsearch_seconds: float
+    ignored_terms: tuple[str, ...] = ()
+    timed_out: bool = False
     # The retention a longer window was cut to (None: the window was searched as asked).
     window_capped_to: int | None = None
     requested_window_days: int | None = None
@@ -60,6 +69,8 @@ class SearchOutcome:
             "filters": {"received_within_days": self.window_days, "owner": "you"},
             "window_days": self.window_days,
             "total_hits": self.total_hits,
+            "ignored_terms": list(self.ignored_terms),
+            "timed_out": self.timed_out,
         }
         if self.window_capped_to is not None:
             described["window_capped_to"] = self.window_capped_to
@@ -77,8 +88,12 @@ class SearchOutcome:
         )
 
 
-def build_query(owner_id: str, keywords: str, window_days: int) -> dict[str, Any]:
-    """The Elasticsearch query: owner and window as filters, keywords as scored text."""
+class SearchTimedOut(Exception):
+    """The search server did not answer within the search's time limit (plus grace)."""
+
+
+def build_query(owner_id: str, compiled: CompiledQuery, window_days: int) -> dict[str, Any]:
+    """The Elasticsearch query: owner and window as filters, the compiled terms as scored text."""
     if not owner_id:
         raise ValueError("a search needs its owner's id")
     filters: list[dict[str, Any]] = [
@@ -86,18 +101,27 @@ def build_query(owner_id: str, keywords: str, window_days: int) -> dict[str, Any
         {"range": {"received_at": {"gte": f"now-{int(window_days)}d"}}},
     ]
     query: dict[str, Any] = {"bool": {"filter": filters}}
-    if keywords.strip():
-        query["bool"]["must"] = [
-            {
-                "simple_query_string": {
-                    "query": keywords,
-                    "fields": SEARCH_FIELDS,
-                    "default_operator": "and",
-                    "lenient": True,
-                }
-            }
-        ]
+    if compiled.terms:
+        query["bool"]["must"] = compiled.clauses()
     return query
+
+
+def search_request(
+    settings: Settings, owner_id: str, compiled: CompiledQuery, window_days: int, size: int
+) -> dict[str, Any]:
+    """The ``search`` call's arguments: the query, its size and order, and its time limit."""
+    sort: list[Any] = (
+        ["_score", {"received_at": "desc"}] if compiled.terms else [{"received_at": "desc"}]
+    )
+    return {
+        "index": settings.index_alias,
+        "query": build_query(owner_id, compiled, window_days),
+        "size": size,
+        "sort": sort,
+        "source_includes": SOURCE_FIELDS,
+        "track_total_hits": True,
+        "timeout": f"{max(1, int(settings.search_timeout_seconds * 1000))}ms",
+    }
 
 
 def search_emails(
@@ -110,23 +134,24 @@ def search_emails(
 ) -> SearchOutcome:
     """Run one owner-scoped search; best matches first, newest first when there are no words.
 
-    A window longer than the retention is capped to it (the outcome says so).
+    ``keywords`` is the person's text: at most ``settings.search_max_terms`` of its
+    terms are searched, the rest come back as ``ignored_terms``. Raises
+    ``SearchTimedOut`` when the server does not answer in time. A window longer
+    than the retention is capped to it (the outcome says so).
     """
+    compiled = compile_terms(keywords, settings.search_max_terms)
     requested = window_days
     window_days, capped = cap_window(settings, window_days)
     body_size = settings.search_result_size if size is None else size
-    sort: list[Any] = (
-        ["_score", {"received_at": "desc"}] if keywords.strip() else [{"received_at": "desc"}]
-    )
+    request = search_request(settings, owner_id, compiled, window_days, body_size)
+    client = es.options(request_timeout=settings.search_timeout_seconds + CLIENT_GRACE_SECONDS)
     started = time.perf_counter()
-    response = es.search(
-        index=settings.index_alias,
-        query=build_query(owner_id, keywords, window_days),
-        size=body_size,
-        sort=sort,
-        source_includes=SOURCE_FIELDS,
-        track_total_hits=True,
-    )
+    try:
+        response = client.search(**request)
+    except ConnectionTimeout as exc:
+        raise SearchTimedOut(
+            f"no answer from the search server in {settings.search_timeout_seconds:g} s"
+        ) from exc
     elapsed = time.perf_counter() - started
     hits = [
         EmailHit(
@@ -141,12 +166,19 @@ def search_emails(
         for hit in response["hits"]["hits"]
     ]
     total = response["hits"]["total"]["value"]
+    timed_out = bool(response.get("timed_out", False))
+    if timed_out:
+        log.warning(
+            "a search hit its %s time limit; answering from partial results", request["timeout"]
+        )
     return SearchOutcome(
-        keywords,
+        compiled.text,
         window_days,
         total,
         hits,
         elapsed,
+        ignored_terms=compiled.ignored_terms,
+        timed_out=timed_out,
         window_capped_to=capped,
         requested_window_days=requested if capped is not None else None,
     )

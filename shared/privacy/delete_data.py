@@ -229,6 +229,11 @@ def _delete_conversation(
 ) -> int:
     removed = int(r.delete(keys.conversation_owner(conversation_id)))
     removed += int(r.delete(keys.active_question(conversation_id)))
+    # Its unanswered questions leave the overdue-answer sweep's set, which names them.
+    pattern = keys.open_question_member(glob_escape(conversation_id), "*")
+    members = [str(m) for m, _ in r.zscan_iter(keys.open_questions(), match=pattern)]
+    if members:
+        r.zrem(keys.open_questions(), *members)
     return removed + _delete_stream(r, keys.conversation_events(conversation_id), report)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from devtools.demo_mailbox import write_mbox
 from shared.core.clients import get_elasticsearch
+from shared.index.query import compile_terms
 from shared.index.search import build_query, search_emails
 from shared.index.writer import import_mbox
 from tests.conftest import auth_header
@@ -78,8 +79,8 @@ def test_chat_never_crosses_owners(
 
 
 def test_owner_filter_is_built_server_side() -> None:
-    query = build_query("u_alice", "owner_id:u_bob", 30)
+    query = build_query("u_alice", compile_terms("owner_id:u_bob", 8), 30)
     assert {"term": {"owner_id": "u_alice"}} in query["bool"]["filter"]
     assert "u_bob" not in str(query["bool"]["filter"])
     with pytest.raises(ValueError):
-        build_query("", "anything", 30)
+        build_query("", compile_terms("anything", 8), 30)

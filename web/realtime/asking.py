@@ -7,11 +7,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.assistant.answer import MAX_WINDOW_DAYS, MIN_WINDOW_DAYS
-from shared.assistant.asking import StartedQuestion, is_terminal_for, start_question
+from shared.assistant.asking import (
+    StartedQuestion,
+    enqueue_answer,
+    is_terminal_for,
+    start_question,
+)
 from shared.core import metrics
 from shared.core.events import EventType
 from shared.core.ratelimit import for_settings
-from shared.core.task_names import ASSISTANT_ANSWER
 from shared.identity.users import User
 from shared.realtime.conversations import ConversationNotFound
 from shared.realtime.eventlog import Event
@@ -51,18 +55,7 @@ def begin_question(
         ) from exc
     if started.needs_answer:
         with queue_errors():
-            svc.celery.send_task(
-                ASSISTANT_ANSWER,
-                kwargs={
-                    "user_id": user.id,
-                    "conversation_id": started.conversation_id,
-                    "client_message_id": started.client_message_id,
-                    "question": question,
-                    "window_days": window_days,
-                },
-                # A question nobody picked up in time is dropped, not answered late.
-                expires=svc.settings.chat_timeout_seconds,
-            )
+            enqueue_answer(svc.celery.send_task, svc.settings, user.id, started)
     return started
 
 

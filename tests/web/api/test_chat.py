@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import auth_header, user_with_mailbox
+from tests.faults import blackhole, isolated  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +158,24 @@ def test_repeating_a_client_message_id_returns_the_first_answer(
     ).get_json()["events"]
     assert [e["type"] for e in events].count("question") == 1
     assert [e["type"] for e in events].count("done") == 1
+
+
+@pytest.mark.timeout(60)
+def test_an_answer_ended_by_a_retryable_error_is_a_503(isolated, blackhole) -> None:  # noqa: F811
+    """A hung search ends the answer with search_timeout: the JSON client is told to retry."""
+    from shared.identity.users import create_user
+    from web import create_app
+
+    iso = isolated(7, elasticsearch_url=blackhole.url, search_timeout_seconds=0.3)
+    iso.start_worker("chat-503-worker")
+    user = create_user(iso.redis, iso.settings, "retryable@example.com", "retryable-pass")
+    app = create_app(iso.settings)
+    try:
+        response = app.test_client().post(
+            "/api/chat", json={"q": "interview"}, headers=auth_header(iso.settings, user)
+        )
+    finally:
+        app.extensions["mailchat"].relay.stop()
+    assert response.status_code == 503, response.get_json()
+    assert response.get_json()["error"]["code"] == "search_timeout"
+    assert response.headers["Retry-After"]
