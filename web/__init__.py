@@ -22,7 +22,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure_logging(settings)
 
     from web import cli, client, errors, extensions, metrics, ratelimits, request_log
-    from web.api import accounts, auth, chat, conversations, emails, health, me, register, uploads
+    from web.api import (
+        accounts,
+        auth,
+        chat,
+        conversations,
+        emails,
+        health,
+        me,
+        openapi,
+        register,
+        uploads,
+    )
     from web.api import mail as mail_upload
     from web.realtime import sse, ws
 
@@ -43,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(mail_upload.bp)
     app.register_blueprint(emails.bp)
     app.register_blueprint(client.bp)
+    app.register_blueprint(openapi.bp)
     cli.init_cli(app)
     metrics.init_metrics(app)
     return app

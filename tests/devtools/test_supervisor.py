@@ -74,8 +74,9 @@ def test_a_process_that_keeps_dying_is_retried_with_backoff_while_the_others_run
     ]
     assert len(spawns) >= 4, text
     gaps = [(b - a).total_seconds() for a, b in zip(spawns, spawns[1:], strict=False)]
-    # supervisord waits 1 s, 2 s, 3 s: robust to a loaded machine, the third wait is the longer.
-    assert gaps[2] >= gaps[0] + 1, f"no backoff between attempts: {gaps}"
+    # supervisord waits 1 s, 2 s, 3 s ... (its clock ticks in whole seconds, and a loaded
+    # machine stretches every gap): the later waits are longer than the first one.
+    assert max(gaps[1:]) >= gaps[0] + 0.5, f"no backoff between attempts: {gaps}"
     assert text.count("spawned: 'steady'") == 1, "the steady program was disturbed"
     assert re.search(r"mailchat:steady\s+RUNNING", status), status
     assert START_RETRIES >= 5

@@ -261,3 +261,17 @@ def test_search_down_is_503_for_chat_and_email(tmp_path, settings) -> None:
         worker.wait(20)
         own_es.stop()
         own_redis.stop()
+
+
+def test_a_bad_after_is_400_even_beside_a_good_last_event_id(client, settings, make_user) -> None:
+    """Found by Schemathesis: Last-Event-ID won, so a malformed ?after= was silently ignored."""
+    from shared.core.clients import get_redis
+
+    user, _ = make_user()
+    conversation = claim_conversation(get_redis(settings), settings, user.id, None)
+    stream = client.get(
+        f"/api/conversations/{conversation}/stream",
+        query_string={"after": "not-an-id"},
+        headers={**auth_header(settings, user), "Last-Event-ID": "0"},
+    )
+    _error(stream, 400, "after")

@@ -114,6 +114,14 @@ def upload_mbox() -> Any:
     except NotAnMbox as exc:
         _discard(partial, opened)
         raise ApiError(400, "not_mbox", str(exc), field="file") from exc
+    except ValueError as exc:  # Werkzeug's multipart parser on a malformed body
+        _discard(partial, opened)
+        raise ApiError(
+            400,
+            "invalid_upload",
+            "The upload is not a well-formed multipart/form-data body.",
+            field="file",
+        ) from exc
     except BaseException:
         _discard(partial, opened)
         raise

@@ -177,9 +177,12 @@ def conversation_stream(conversation_id: str) -> Any:
         raise ApiError(
             404, "conversation_not_found", "No such conversation.", field="conversation_id"
         )
-    after = request.headers.get("Last-Event-ID") or request.args.get("after") or "0"
-    if not is_entry_id(after):
+    # Each position given is checked, also the one Last-Event-ID overrides: a bad ?after=
+    # is the client's bug, and it would surface on the first reconnect without the header.
+    given = [request.headers.get("Last-Event-ID"), request.args.get("after")]
+    if not all(is_entry_id(value) for value in given if value):
         raise ApiError(400, "invalid_field", "'after' must be an event id.", field="after")
+    after = next((value for value in given if value), "0")
     epoch = request.args.get("epoch")
     events = EventLog(svc.redis, svc.settings)
     stream = events.conversation_stream(conversation_id)

@@ -146,6 +146,28 @@ def test_upload_needs_a_multipart_file(mail_app, settings, make_user) -> None:
     assert client.post("/api/mail/import", data={}).status_code == 401
 
 
+def test_a_broken_multipart_body_is_400_and_leaves_nothing(mail_app, settings, make_user) -> None:
+    """Found by Schemathesis: a part without headers made Werkzeug's parser raise (a 500)."""
+    user, _ = make_user("upload-broken")
+    boundary = "7c5156fb04a2177cf9e322ad31ebde44"
+    before = set(upload_dir(settings).glob("*"))
+    response = mail_app.test_client().post(
+        "/api/mail/import",
+        data=f"--{boundary}\r\nNone--{boundary}--\r\n".encode(),
+        headers={
+            **auth_header(settings, user),
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"] == {
+        "code": "invalid_upload",
+        "message": "The upload is not a well-formed multipart/form-data body.",
+        "field": "file",
+    }
+    assert set(upload_dir(settings).glob("*")) == before
+
+
 def test_check_mbox_head_accepts_mboxes() -> None:
     check_mbox_head(b"\nFrom someone@example.com Mon Nov  2 10:00:00 2026\nSubject: x\n\nbody\n")
     with pytest.raises(NotAnMbox, match="binary"):
