@@ -22,6 +22,7 @@ from web.api.openapi.components import (
     query,
     ref,
 )
+from web.api.openapi.mailbox import mailbox_operations
 from web.api.openapi.op import BEARER, BEARER_OR_TICKET, NO_CONTENT, Op, obj, ok
 
 
@@ -304,6 +305,7 @@ def core_operations(settings: Settings) -> dict[tuple[str, str], Op]:
             description=WS_PROTOCOL,
         ),
         **account_operations(),
+        **mailbox_operations(),
     }
 
 
