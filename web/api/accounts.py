@@ -336,6 +336,7 @@ def test_imap() -> Any:
     from shared.sync.providers.imap_check import check_connection
 
     body = json_body()
+    secret = {"password": required_string(body, "password", 1024)}  # bad input first: a 400
     try:
         config = _imap_config(body)
     except ApiError as exc:
@@ -343,8 +344,9 @@ def test_imap() -> Any:
             raise
         # No such host, or a blocked address: the same kind of answer as a refused login.
         code = "no_such_host" if "does not resolve" in exc.message else exc.code
-        return jsonify({"ok": False, "code": code, "message": exc.message, "field": "host"})
-    secret = {"password": required_string(body, "password", 1024)}
+        return jsonify(
+            {"ok": False, "code": code, "message": exc.message, "field": "host", "folders": []}
+        )
     check = check_connection(services().settings, config, secret)
     log.info("IMAP test connection: %s", check.code)
     return jsonify(check.as_dict())
