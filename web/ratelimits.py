@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, has_app_context, request
 from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
 
 from shared.core import ratelimit
@@ -58,7 +58,39 @@ def _setting(attribute: str) -> Callable[[], str]:
     return value
 
 
-limiter = Limiter(key_func=client_ip, strategy="fixed-window")
+class PerAppLimiter(Limiter):  # type: ignore[misc]
+    """Flask-Limiter, with each app's own storage.
+
+    Flask-Limiter keeps one storage per ``Limiter``, and the route decorators need one
+    module-level ``Limiter``; with several apps in one process (the tests, the bench)
+    the last ``init_app`` would serve every app from its Redis. Each app keeps the
+    storage its own ``init_app`` made, and requests use their app's.
+    """
+
+    _EXTENSION = "mailchat_limiter_storage"
+
+    def init_app(self, app: Flask) -> None:
+        super().init_app(app)
+        app.extensions[self._EXTENSION] = (self._storage, self._limiter)
+
+    def _own(self) -> tuple[Any, Any] | None:
+        if has_app_context():
+            found: tuple[Any, Any] | None = current_app.extensions.get(self._EXTENSION)
+            return found
+        return None
+
+    @property
+    def storage(self) -> Any:
+        own = self._own()
+        return own[0] if own else super().storage
+
+    @property
+    def limiter(self) -> Any:
+        own = self._own()
+        return own[1] if own else super().limiter
+
+
+limiter = PerAppLimiter(key_func=client_ip, strategy="fixed-window")
 
 
 def per_ip(name: str, setting: str) -> Any:

@@ -65,3 +65,13 @@ def test_a_bad_limit_setting_stops_the_app_from_starting(settings) -> None:
 
     with pytest.raises(SettingsError, match="MAILCHAT_ASK_RATE_LIMIT"):
         create_app(dataclasses.replace(settings, ask_rate_limit="lots"))
+
+
+def test_each_app_keeps_its_own_limit_storage(settings, make_user) -> None:
+    """A second app in the process (on a Redis that is gone) must not take over the first's
+    counters: Flask-Limiter keeps one storage per Limiter, the last init_app's."""
+    first = app_with(settings, sync_rate_limit="50 per minute")
+    app_with(settings, redis_url="redis://127.0.0.1:1/0")  # nothing listens on port 1
+    user, _ = make_user("own-storage")
+    response = first.post("/api/accounts/acc_none/sync", headers=auth_header(settings, user))
+    assert response.status_code == 404, response.get_json()
