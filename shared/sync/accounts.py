@@ -54,6 +54,7 @@ class Account:
     last_run: dict[str, Any] = field(default_factory=dict)
     watch_expires_at: float | None = None
     progress: dict[str, Any] = field(default_factory=dict)
+    paused: bool = False  # the person paused it: no scheduled or asked-for sync runs
 
     def public(self, message_count: int, now: float | None = None) -> dict[str, Any]:
         """What the API shows: state and counters, never a credential."""
@@ -65,6 +66,7 @@ class Account:
             "provider": self.provider,
             "address": self.address,
             "state": self.state,
+            "paused": self.paused,
             "created_at": _iso(self.created_at),
             "last_success_at": _iso(self.last_success_at),
             "last_error": self.last_error,
@@ -140,6 +142,7 @@ def _from_hash(account_id: str, data: dict[Any, Any]) -> Account:
         last_run=json.loads(data.get("last_run") or "{}"),
         watch_expires_at=_float(data.get("watch_expires_at")),
         progress=json.loads(data.get("progress") or "{}"),
+        paused=data.get("paused") == "1",
     )
 
 
@@ -253,6 +256,15 @@ def removal_state(r: redis.Redis, settings: Settings, account_id: str) -> str | 
     if flag is None and not r.exists(RedisKeys(settings.key_prefix).account(account_id)):
         return "gone"
     return "deleting" if flag else None
+
+
+def set_paused(r: redis.Redis, settings: Settings, account_id: str, paused: bool) -> None:
+    """Pause or resume an account's syncing; a running sync stops after its batch."""
+    update(r, settings, account_id, paused="1" if paused else "0")
+
+
+def is_paused(r: redis.Redis, settings: Settings, account_id: str) -> bool:
+    return r.hget(RedisKeys(settings.key_prefix).account(account_id), "paused") == "1"
 
 
 def update(r: redis.Redis, settings: Settings, account_id: str, **values: Any) -> None:

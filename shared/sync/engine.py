@@ -61,7 +61,7 @@ PROGRESS_EVERY_SECONDS = 0.5  # sync.progress at most twice a second (issue 11)
 class SyncResult:
     account_id: str
     provider: str
-    outcome: str  # ok, needs_reauth, error, locked, skipped, missing, interrupted
+    outcome: str  # ok, needs_reauth, error, locked, skipped, missing, interrupted, paused
     new: int = 0
     deleted: int = 0
     updated: int = 0
@@ -236,6 +236,8 @@ def sync_account(
         return SyncResult(account_id, "", "missing", message="no such account")
     if account.state == NEEDS_REAUTH:
         return SyncResult(account_id, account.provider, "skipped", message=account.last_error or "")
+    if account.paused:
+        return SyncResult(account_id, account.provider, "paused", message="paused by its owner")
     lock = RedisLock(r, keys.account_lock(account_id), LOCK_TTL_SECONDS, owner=f"sync:{run_id}")
     if not lock.acquire():
         # The holder may be a deletion: a rerun flag would outlive the account it names.
@@ -290,7 +292,9 @@ def _run_once(
         for batch in provider.batches():
             run.apply(batch)
             if options.should_stop is not None and options.should_stop():
-                return _interrupted(r, settings, run)
+                return _interrupted(r, settings, run, "interrupted")
+            if accounts.is_paused(r, settings, account.id):
+                return _interrupted(r, settings, run, "paused")
     except AccountGone:
         raise
     except NeedsReauth as exc:

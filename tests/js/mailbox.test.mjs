@@ -63,3 +63,25 @@ test("a dropped PATCH resumes from HEAD's offset", async () => {
   assert.equal(upload.resumes, 1);
   assert.ok(calls.includes("HEAD"));
 });
+
+test("pause and resume go to the server and the account shows it", async () => {
+  const calls = [];
+  const account = { id: "a2", provider: "imap", address: "me@example.org", state: "idle", message_count: 3, last_success_at: null, paused: false };
+  const api = {
+    get: async () => ({ accounts: [account], warning: null }),
+    post: async (path) => {
+      calls.push(path);
+      return { account: { ...account, paused: path.endsWith("/pause") } };
+    },
+  };
+  const m = new MailboxModel({ api, now: () => NOW });
+  await m.refresh();
+  assert.equal(m.view()[0].canSync, true);
+  await m.setPaused("a2", true);
+  assert.deepEqual(calls, ["/api/accounts/a2/pause"]);
+  assert.equal(m.view()[0].paused, true);
+  assert.equal(m.view()[0].canSync, false, "a paused account offers Resume, not Sync now");
+  await m.setPaused("a2", false);
+  assert.equal(calls.at(-1), "/api/accounts/a2/resume");
+  assert.equal(m.view()[0].paused, false);
+});

@@ -201,8 +201,31 @@ def sync_now(account_id: str) -> Any:
         raise ApiError(409, "needs_reauth", account.last_error or "Reconnect this account first.")
     if account.provider == "mbox":
         raise ApiError(409, "not_syncable", "An uploaded mbox has nothing new to sync.")
+    if account.paused:
+        raise ApiError(409, "paused", "This account is paused; resume it to sync.")
     _enqueue(account.id, announce=True, force=True)
     return jsonify({"queued": True, "account": _public(account)}), 202
+
+
+@bp.post("/accounts/<account_id>/pause")
+def pause_account(account_id: str) -> Any:
+    """Stop syncing the account (a running sync stops after its batch) until resumed."""
+    svc = services()
+    account = _owned(account_id)
+    accounts.set_paused(svc.redis, svc.settings, account.id, True)
+    return jsonify({"account": _public(_owned(account_id))})
+
+
+@bp.post("/accounts/<account_id>/resume")
+@per_user("sync", "sync_rate_limit")
+def resume_account(account_id: str) -> Any:
+    """Sync the account again, from where it stopped."""
+    svc = services()
+    account = _owned(account_id)
+    accounts.set_paused(svc.redis, svc.settings, account.id, False)
+    if account.state != NEEDS_REAUTH:
+        _enqueue(account.id, announce=True, force=True)
+    return jsonify({"account": _public(_owned(account_id))}), 202
 
 
 @bp.delete("/accounts/<account_id>")

@@ -282,3 +282,39 @@ def test_credentials_key_rotation_keeps_old_secrets_readable(settings, tmp_path)
     generated = dataclasses.replace(settings, credentials_key="", data_dir=str(tmp_path))
     assert decrypt_secret(generated, encrypt_secret(generated, {"k": "v"})) == {"k": "v"}
     assert (tmp_path / "credentials_key").stat().st_mode & 0o077 == 0, "the key file is private"
+
+
+def test_a_paused_account_does_not_sync_until_resumed(
+    mail_app, settings, make_user, mailbox, celery_worker
+) -> None:
+    from shared.core.clients import get_elasticsearch
+    from shared.sync.engine import sync_account
+
+    user, _ = make_user("api-pause")
+    headers = auth_header(settings, user)
+    client = mail_app.test_client()
+    mailbox.append("INBOX", make_message("Interview 0", f"pause0-{mailbox.username}@x"))
+    created = client.post("/api/accounts", json=account_body(mailbox), headers=headers)
+    account_id = created.get_json()["account"]["id"]
+
+    def count_idle() -> Any:
+        listed = client.get("/api/accounts", headers=headers).get_json()["accounts"][0]
+        return listed if listed["state"] == "idle" and listed["last_success_at"] else None
+
+    wait_for(count_idle, "the first sync")
+    paused = client.post(f"/api/accounts/{account_id}/pause", headers=headers)
+    assert paused.status_code == 200 and paused.get_json()["account"]["paused"] is True
+    mailbox.append("INBOX", make_message("Offer", f"pause1-{mailbox.username}@x"))
+    refused = client.post(f"/api/accounts/{account_id}/sync", headers=headers)
+    assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "paused"
+    # Beat's scheduled sync runs the engine; a paused account is left alone.
+    r, es = get_redis(settings), get_elasticsearch(settings)
+    result = sync_account(r, es, settings, account_id, run_id="scheduled-while-paused")
+    assert result.outcome == "paused" and owner_count(settings, user.id) == 1
+
+    resumed = client.post(f"/api/accounts/{account_id}/resume", headers=headers)
+    assert resumed.status_code == 202 and resumed.get_json()["account"]["paused"] is False
+    wait_for(lambda: owner_count(settings, user.id) == 2 or None, "the sync after resuming")
+    other, _ = make_user("api-pause-other")
+    foreign = client.post(f"/api/accounts/{account_id}/pause", headers=auth_header(settings, other))
+    assert foreign.status_code == 404

@@ -136,7 +136,43 @@ def account_operations() -> dict[tuple[str, str], Op]:
                 )
             },
             errors=(404, 429),
-            errors_described={409: "Needs new credentials first, or an mbox (nothing to sync)."},
+            errors_described={
+                409: "Needs new credentials first, paused, or an mbox (nothing to sync)."
+            },
+            parameters=[account_id],
+            security=BEARER,
+        ),
+        ("POST", "/api/accounts/<account_id>/pause"): Op(
+            "Pause an account's syncing (a running sync stops after its batch)",
+            "accounts",
+            {
+                200: _ok(
+                    {
+                        "type": "object",
+                        "required": ["account"],
+                        "properties": {"account": ref("Account")},
+                    },
+                    "Paused.",
+                )
+            },
+            errors=(404,),
+            parameters=[account_id],
+            security=BEARER,
+        ),
+        ("POST", "/api/accounts/<account_id>/resume"): Op(
+            "Resume a paused account; it syncs from where it stopped",
+            "accounts",
+            {
+                202: _ok(
+                    {
+                        "type": "object",
+                        "required": ["account"],
+                        "properties": {"account": ref("Account")},
+                    },
+                    "Resumed; a sync is queued.",
+                )
+            },
+            errors=(404, 429),
             parameters=[account_id],
             security=BEARER,
         ),

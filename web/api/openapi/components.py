@@ -112,6 +112,7 @@ ACCOUNT: Schema = {
         "provider": {"enum": ["imap", "gmail", "mbox"]},
         "address": {"type": "string"},
         "state": {"enum": ["idle", "syncing", "needs_reauth", "error"]},
+        "paused": {"type": "boolean", "description": "Paused by its owner: nothing syncs."},
         "created_at": STRING_OR_NULL,
         "last_success_at": STRING_OR_NULL,
         "last_error": STRING_OR_NULL,

@@ -120,7 +120,8 @@ export class MailboxModel {
         lastSynced: account.state === "syncing" ? "syncing now" : `last synced ${ago(account.last_success_at, now)}`,
         error: account.last_error,
         bar,
-        canSync: account.provider !== "mbox" && account.state !== "needs_reauth",
+        canSync: account.provider !== "mbox" && account.state !== "needs_reauth" && !account.paused,
+        paused: Boolean(account.paused),
         reconnect: account.state === "needs_reauth",
       };
     });
@@ -139,6 +140,13 @@ export class MailboxModel {
     await this.api.post(`/api/accounts/${encodeURIComponent(id)}/sync`, undefined, { retries: 0 });
     const account = this.accounts.get(id);
     if (account) account.state = "syncing";
+    this.onChange();
+  }
+
+  /** Pause (true) or resume (false) an account's syncing. */
+  async setPaused(id, paused) {
+    const body = await this.api.post(`/api/accounts/${encodeURIComponent(id)}/${paused ? "pause" : "resume"}`, undefined, { retries: 0 });
+    if (body?.account) this.accounts.set(id, body.account);
     this.onChange();
   }
 

@@ -89,7 +89,7 @@ export class MailboxView {
         { class: "account-line" },
         h("span", { class: "provider" }, item.provider === "mbox" ? "Upload" : item.provider === "imap" ? "IMAP" : "Gmail"),
         h("span", { class: "account-address" }, item.address),
-        h("span", { class: `state state-${item.state}` }, STATE_LABEL[item.state] ?? item.state),
+        h("span", { class: `state state-${item.paused ? "paused" : item.state}` }, item.paused ? "paused" : (STATE_LABEL[item.state] ?? item.state)),
       ),
       h("div", { class: "account-meta muted" }, h("span", { class: "account-count" }, item.countText), " · ", h("span", {}, item.lastSynced)),
       item.error ? h("p", { class: "form-error account-error" }, item.error) : null,
@@ -98,6 +98,7 @@ export class MailboxView {
         "div",
         { class: "account-actions" },
         item.canSync ? button("sync", "Sync now") : null,
+        item.paused ? button("resume", "Resume") : button("pause", "Pause", { "aria-label": `Pause ${item.address}` }),
         item.reconnect ? button("reconnect", "Reconnect") : null,
         button("remove", "Remove", { "aria-label": `Remove ${item.address}` }),
       ),
@@ -111,6 +112,7 @@ export class MailboxView {
     const account = this.model.accounts.get(accountId);
     try {
       if (act === "sync") await this.model.syncNow(accountId);
+      else if (act === "pause" || act === "resume") await this.model.setPaused(accountId, act === "pause");
       else if (act === "remove") {
         if (!this.confirm(this.model.removalText(accountId))) return;
         await this.model.remove(accountId);
