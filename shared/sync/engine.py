@@ -349,14 +349,15 @@ def _run_once(
     return result
 
 
-def _interrupted(r: redis.Redis, settings: Settings, run: _Run) -> SyncResult:
-    """The worker is stopping: every batch so far has landed and moved the cursor."""
+def _interrupted(r: redis.Redis, settings: Settings, run: _Run, outcome: str) -> SyncResult:
+    """The worker is stopping (``interrupted``) or the person paused the account (``paused``):
+    every batch so far has landed and moved the cursor, so a later run goes on from there."""
     accounts.update(r, settings, run.account.id, state=IDLE, progress=None)
-    log.info(
-        "account %s: sync paused after %d messages (worker stopping)", run.account.id, run.done
+    log.info("account %s: sync %s after %d messages", run.account.id, outcome, run.done)
+    run.result.outcome = outcome
+    run.result.message = (
+        "paused by its owner" if outcome == "paused" else "the worker stopped; the sync goes on"
     )
-    run.result.outcome = "interrupted"
-    run.result.message = "the worker stopped; the sync goes on from its cursor"
     return run.result
 
 

@@ -20,9 +20,10 @@ import hmac
 import ipaddress
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 import httplib2
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, current_app, jsonify, redirect, request, url_for
 
 from shared.sync import accounts
 from shared.sync.accounts import NEEDS_REAUTH, AccountError
@@ -285,8 +286,26 @@ def _state_user(state: str) -> str:
         raise ApiError(400, exc.code, str(exc)) from exc
 
 
+def _browser_navigation() -> bool:
+    """Google redirects the person's browser here: send it back to the page, not JSON."""
+    return "text/html" in request.headers.get("Accept", "")
+
+
 @bp.get("/accounts/gmail/callback")
 def gmail_callback() -> Any:
+    """Finish the connect; a browser is sent back to the page with the outcome in the URL."""
+    try:
+        body, status = _finish_gmail_connect()
+    except ApiError as exc:
+        if not _browser_navigation():
+            raise
+        return redirect("/?" + urlencode({"gmail": "error", "reason": str(exc)}), code=303)
+    if _browser_navigation():
+        return redirect("/?gmail=connected", code=303)
+    return jsonify(body), status
+
+
+def _finish_gmail_connect() -> tuple[dict[str, Any], int]:
     _gmail_configured()
     svc = services()
     if request.args.get("error"):
@@ -322,7 +341,7 @@ def gmail_callback() -> Any:
     assert account is not None
     # The cookie stays until it expires with the state: a replayed link then hears
     # "already used", and the next connect replaces it.
-    return jsonify({"account": _public(account)}), status
+    return {"account": _public(account)}, status
 
 
 # -- Gmail push ----------------------------------------------------------------------------

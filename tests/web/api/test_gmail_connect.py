@@ -345,3 +345,31 @@ def test_a_new_account_gets_its_watch_after_its_first_sync(gsettings, make_user)
     assert watched is not None and watched.watch_expires_at
     assert ensure_watch(r, gsettings, watched, client_for) is False, "a fresh watch is left alone"
     assert len(mock.request_sequence) == 2
+
+
+def test_a_browser_is_sent_back_to_the_page_with_the_outcome(
+    gmail_app, gsettings, make_user, queue
+) -> None:
+    """Google redirects the person's browser to the callback: it lands on the page again."""
+    user, _ = make_user("oauth-browser")
+    client = gmail_app.test_client()
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    denied = client.get("/api/accounts/gmail/callback?error=access_denied&state=x", headers=html)
+    assert denied.status_code == 303
+    back = urllib.parse.urlsplit(denied.headers["Location"])
+    assert back.path == "/" and urllib.parse.parse_qs(back.query)["gmail"] == ["error"]
+    assert "did not grant access" in urllib.parse.parse_qs(back.query)["reason"][0]
+
+    state = connect(client, gsettings, user)
+    address = f"{secrets.token_hex(4)}@gmail.com"
+    gmail_app.config["MAILCHAT_GMAIL_HTTP"] = HttpMockSequence(
+        [exchange("1//browser-token"), g.profile("7", 3, address)]
+    )
+    try:
+        done = client.get(f"/api/accounts/gmail/callback?code=4/b&state={state}", headers=html)
+    finally:
+        gmail_app.config.pop("MAILCHAT_GMAIL_HTTP", None)
+    assert done.status_code == 303 and done.headers["Location"] == "/?gmail=connected"
+    assert "browser-token" not in done.headers["Location"]
+    listed = client.get("/api/accounts", headers=auth_header(gsettings, user)).get_json()
+    assert [a["address"] for a in listed["accounts"]] == [address]

@@ -194,7 +194,16 @@ def account_operations() -> dict[tuple[str, str], Op]:
         ("GET", "/api/accounts/gmail/callback"): Op(
             "Google's redirect back after consent (public: the signed state is checked)",
             "accounts",
-            {200: _account("Reconnected."), 201: _account("Connected."), 503: not_configured},
+            {
+                200: _account("Reconnected."),
+                201: _account("Connected."),
+                303: {
+                    "description": "A browser (Accept: text/html) is sent back to the page: "
+                    "`/?gmail=connected`, or `/?gmail=error&reason=...`.",
+                    "headers": {"Location": {"schema": {"type": "string"}}},
+                },
+                503: not_configured,
+            },
             errors_described={
                 400: "Access denied, a missing, invalid, used or foreign state, or a failed "
                 "code exchange.",

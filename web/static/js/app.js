@@ -156,6 +156,18 @@ export class App {
     });
   }
 
+  /** Google sends the browser back to /?gmail=connected (or ?gmail=error&reason=...). */
+  afterGmailConsent() {
+    const params = new URLSearchParams(this.win.location.search);
+    const outcome = params.get("gmail");
+    if (!outcome) return;
+    this.win.history.replaceState(null, "", this.win.location.pathname);
+    const failed = outcome !== "connected";
+    const reason = (params.get("reason") ?? "").slice(0, 200);
+    this.notify({ level: failed ? "error" : "info", message: failed ? `Gmail was not connected: ${reason}` : "Gmail connected: its mail is syncing now." });
+    this.showMailbox(true);
+  }
+
   showMailbox(show) {
     this.$("#chat-view").classList.toggle("show-mailbox", show);
     this.$("#mailbox-view").hidden = !show;
@@ -248,6 +260,7 @@ export class App {
     });
     const messages = new MessageList(this.$("#messages"), this.$("#thread"), (id) => this.openEmail(id));
     this.session = { life, stats, controller, stream, socket, status, telemetry, emailView, messages, mailbox, listSignature: "" };
+    this.afterGmailConsent();
 
     life.listen(win, "online", () => socket.online());
     life.listen(win, "offline", () => socket.offline());
