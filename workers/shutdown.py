@@ -41,8 +41,12 @@ def _raise_flag(sender: Any = None, **_: Any) -> None:
 def _lower_flag(sender: Any = None, **_: Any) -> None:
     """A worker restarted under the same name is not stopping."""
     hostname = getattr(sender, "hostname", None)
-    if hostname:
+    if not hostname:
+        return
+    try:
         get_redis(get_settings()).delete(_flag(str(hostname)))
+    except Exception:  # the flag expires on its own; a worker must start without Redis too
+        log.warning("could not clear the stopping flag of worker %s", hostname)
 
 
 def stopping(task: Task) -> bool:
