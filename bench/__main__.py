@@ -82,7 +82,7 @@ def bench_search(settings: Settings, user_id: str) -> list[float]:
 
 def bench_web(settings: Settings, workdir: Path, user_id: str) -> tuple[list[float], list[str]]:
     """Chat round trips over HTTP, then the realtime figures, on one gevent web process."""
-    with web_and_worker(settings, workdir) as (base, web):
+    with web_and_worker(settings, workdir) as (base, web, _worker):
         login = post(f"{base}/api/auth/login", {"email": BENCH_EMAIL, "password": BENCH_PASSWORD})
         token = login["access_token"]
         for question in QUESTIONS:  # warm up: worker processes, connections, caches

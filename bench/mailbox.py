@@ -19,7 +19,6 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -28,15 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from celery_app import worker_command
+from bench.stack import local_servers, web_and_worker
 from devtools.demo_mailbox import write_mbox
-from devtools.run import PROJECT_ROOT, settings_environment, start_missing_servers
-from devtools.servers import free_port
 from shared.core.clients import get_elasticsearch, get_redis
 from shared.core.settings import Settings
 from shared.identity.users import create_user
 from shared.index.search import search_emails
-from shared.index.template import bootstrap
 from shared.index.writer import import_mbox
 
 BIG = 50_000
@@ -95,27 +91,17 @@ def search_seconds(settings: Settings, user_id: str) -> float:
 
 def upload_and_import(settings: Settings, workdir: Path, mbox: Path) -> tuple[float, int, int]:
     """Sign up, upload ``mbox`` over tus, wait for the import; (seconds, emails, peak RSS)."""
-    env = settings_environment(settings)
-    env["MAILCHAT_WEB_WORKERS"] = "1"
-    with (
-        open(workdir / "mailbox-worker.log", "wb") as wlog,
-        open(workdir / "mailbox-web.log", "wb") as glog,
+    with web_and_worker(settings, workdir, concurrency=1, log_prefix="mailbox-") as (
+        base,
+        _web,
+        worker,
     ):
-        worker = subprocess.Popen(
-            worker_command(concurrency=1, loglevel="WARNING"),
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=wlog,
-            stderr=subprocess.STDOUT,
-        )
-        web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py", "wsgi:app"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=glog,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://{settings.web_host}:{settings.web_port}"
+        return _upload_and_import(base, worker, mbox)
+
+
+def _upload_and_import(
+    base: str, worker: subprocess.Popen[bytes], mbox: Path
+) -> tuple[float, int, int]:
     peak = [0]
     stop = threading.Event()
 
@@ -125,11 +111,6 @@ def upload_and_import(settings: Settings, workdir: Path, mbox: Path) -> tuple[fl
             stop.wait(0.2)
 
     try:
-        try:
-            _wait(f"{base}/healthz")
-        except RuntimeError:
-            print((workdir / "mailbox-web.log").read_text()[-3000:], file=sys.stderr)
-            raise
         email, password = f"bench-{time.time_ns()}@example.com", "bench mailbox password"
         json_headers = {"Content-Type": "application/json"}
         _request(
@@ -182,20 +163,6 @@ def upload_and_import(settings: Settings, workdir: Path, mbox: Path) -> tuple[fl
         return elapsed, int(account["message_count"]), peak[0]
     finally:
         stop.set()
-        for process in (web, worker):
-            process.terminate()
-            process.wait(30)
-
-
-def _wait(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} never answered")
 
 
 def bench_mailbox(settings: Settings, workdir: Path) -> list[str]:
@@ -251,18 +218,8 @@ def _any_owner_search(settings: Settings) -> float:
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="mailchat-bench-mailbox-") as tmp:
-        workdir = Path(tmp)
-        base = Settings.from_env(
-            data_dir=str(workdir), web_port=free_port(), key_prefix="mailchat-bench:"
-        ).with_secret_key()
-        settings, servers = start_missing_servers(base)
-        try:
-            bootstrap(get_elasticsearch(settings), settings)
-            lines = bench_mailbox(settings, workdir)
-        finally:
-            for server in servers:
-                server.stop()
+    with local_servers("mailchat-bench:") as (settings, workdir):
+        lines = bench_mailbox(settings, workdir)
     for line in lines:
         print(line)
     return 0

@@ -64,19 +64,28 @@ def wait_http(url: str, timeout: float = 60) -> None:
 
 @contextmanager
 def web_and_worker(
-    settings: Settings, workdir: Path, extra_env: dict[str, str] | None = None
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A Celery worker and one gevent gunicorn process; yields (base URL, web process)."""
+    settings: Settings,
+    workdir: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    concurrency: int | None = None,
+    log_prefix: str = "",
+) -> Iterator[tuple[str, subprocess.Popen[bytes], subprocess.Popen[bytes]]]:
+    """A Celery worker and one gevent gunicorn process; yields (base URL, web, worker).
+
+    A web process that never answers prints the end of its log before the error."""
     env = settings_environment(settings)
     env["MAILCHAT_WEB_WORKERS"] = "1"  # memory per socket is measured on one process
     env["MAILCHAT_WS_ALLOWED_ORIGINS"] = f"http://{settings.web_host}:{settings.web_port}"
     env.update(extra_env or {})
     with (
-        open(workdir / "worker.log", "wb") as worker_log,
-        open(workdir / "web.log", "wb") as web_log,
+        open(workdir / f"{log_prefix}worker.log", "wb") as worker_log,
+        open(workdir / f"{log_prefix}web.log", "wb") as web_log,
     ):
         worker = subprocess.Popen(
-            worker_command(concurrency=settings.worker_concurrency, loglevel="WARNING"),
+            worker_command(
+                concurrency=concurrency or settings.worker_concurrency, loglevel="WARNING"
+            ),
             cwd=PROJECT_ROOT,
             env=env,
             stdout=worker_log,
@@ -91,8 +100,12 @@ def web_and_worker(
         )
     base = f"http://{settings.web_host}:{settings.web_port}"
     try:
-        wait_http(f"{base}/healthz")
-        yield base, web
+        try:
+            wait_http(f"{base}/healthz")
+        except RuntimeError:
+            print((workdir / f"{log_prefix}web.log").read_text()[-3000:], file=sys.stderr)
+            raise
+        yield base, web, worker
     finally:
         for process in (web, worker):
             process.terminate()

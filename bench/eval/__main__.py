@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         import_mbox(get_elasticsearch(settings), settings, user.id, mbox, refresh=True)
         facts = mailbox_facts(user.id, EMAIL, today, COUNT, DAYS, DEFAULT_SEED)
         questions = build_questions(facts, datetime.now(UTC))
-        with web_and_worker(settings, workdir) as (base, _web):
+        with web_and_worker(settings, workdir) as (base, _web, _worker):
             answers = ask_all(base, questions)
         categories = category_scores(settings, facts)
     summary = score(questions, answers)

@@ -145,16 +145,7 @@ def account_operations() -> dict[tuple[str, str], Op]:
         ("POST", "/api/accounts/<account_id>/pause"): Op(
             "Pause an account's syncing (a running sync stops after its batch)",
             "accounts",
-            {
-                200: _ok(
-                    {
-                        "type": "object",
-                        "required": ["account"],
-                        "properties": {"account": ref("Account")},
-                    },
-                    "Paused.",
-                )
-            },
+            {200: _account("Paused.")},
             errors=(404,),
             parameters=[account_id],
             security=BEARER,
@@ -162,16 +153,7 @@ def account_operations() -> dict[tuple[str, str], Op]:
         ("POST", "/api/accounts/<account_id>/resume"): Op(
             "Resume a paused account; it syncs from where it stopped",
             "accounts",
-            {
-                202: _ok(
-                    {
-                        "type": "object",
-                        "required": ["account"],
-                        "properties": {"account": ref("Account")},
-                    },
-                    "Resumed; a sync is queued.",
-                )
-            },
+            {202: _account("Resumed; a sync is queued.")},
             errors=(404, 429),
             parameters=[account_id],
             security=BEARER,
