@@ -110,6 +110,7 @@ def index_migrate(dry_run: bool) -> None:
             dry_run=dry_run,
             owner="cli",
             on_step=lambda step, index: click.echo(f"{step} {index}", err=True),
+            owner_addresses=lambda user_id: owner_addresses(svc.redis, svc.settings, user_id),
         )
     except LifecycleError as exc:
         raise click.ClickException(str(exc)) from exc

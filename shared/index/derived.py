@@ -70,7 +70,7 @@ def unread(labels: Iterable[str]) -> bool | None:
     return None
 
 
-def from_me(from_address: str, labels: Iterable[str], owner_addresses: Collection[str]) -> bool:
+def is_from_me(from_address: str, labels: Iterable[str], owner_addresses: Collection[str]) -> bool:
     """The owner sent it: the sender is one of their addresses, or the provider filed it as
     sent (Gmail's SENT, Takeout's "Sent", an IMAP Sent folder), which also covers a Takeout
     of another address than the one the person signed in with."""
@@ -84,11 +84,18 @@ def derived_fields(
     doc: Mapping[str, Any],
     owner_addresses: Collection[str],
     unnamed_mime_types: Iterable[str] = (),
+    *,
+    from_me: bool | None = None,
 ) -> dict[str, Any]:
     """The derived fields of ``doc`` (its other fields as ``email_document`` stores them).
-    ``unread`` is left out when the data does not say."""
+    ``unread`` is left out when the data does not say; ``from_me`` overrides the
+    address check when the caller already knows."""
     labels = [str(label) for label in doc.get("labels") or []]
-    mine = from_me(str(doc.get("from_address") or ""), labels, owner_addresses)
+    mine = (
+        from_me
+        if from_me is not None
+        else is_from_me(str(doc.get("from_address") or ""), labels, owner_addresses)
+    )
     fields: dict[str, Any] = {
         "category": category(MailSignals.from_document(doc, from_me=mine)),
         "from_me": mine,

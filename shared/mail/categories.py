@@ -34,9 +34,10 @@ The rules, in order (the first that fires wins):
    conversation with no rule above firing.
 9. Otherwise ``other`` (stored as the string, so aggregations and filters see it).
 
-Rules 3 and 4 read a bulk message (``has_unsubscribe``) only through body phrases,
-not a lone subject word: a newsletter headlined "How to ace your interview" is
-still a newsletter.
+Bulk mail (``has_unsubscribe``) needs stronger evidence in rules 3 and 4: job
+subjects alone do not count and receipts need order/payment wording, not just
+"invoice" or "your order": a newsletter headlined "How to ace your interview" or
+"Complete your order" is still a newsletter.
 """
 
 from __future__ import annotations
@@ -192,10 +193,10 @@ RECEIPT_TEXT = _any(
     r"\bthanks? (?:you )?for (?:your )?(?:purchase|order)\b",
     r"\bpayment (?:received|confirmation|successful)\b",
     r"\bamount (?:paid|charged)\b",
-    r"\binvoice\b",
     r"\bpaid with\b",
-    r"\byour (?:\w+ ){0,3}order\b",
 )
+# Weaker wording that marketing mail uses too ("complete your order"): not for bulk mail.
+RECEIPT_WEAK = _any(r"\binvoice\b", r"\byour (?:\w+ ){0,3}order\b", r"\btotal:")
 RECEIPT_ATTACHMENT = _any(r"invoice", r"receipt", r"rechnung", r"faktura", r"kvittering")
 NOTIFICATION_TEXT = _any(
     r"\bsign[- ]?in\b",
@@ -257,8 +258,10 @@ def classify(mail: MailSignals) -> Verdict:
     job = _job(subject, body, text, bulk, mail)
     if job is not None:
         return job
-    if RECEIPT_TEXT.search(text if not bulk else body) or any(
-        RECEIPT_ATTACHMENT.search(name) for name in mail.attachment_names
+    if (
+        RECEIPT_TEXT.search(text)
+        or (not bulk and RECEIPT_WEAK.search(text))
+        or any(RECEIPT_ATTACHMENT.search(name) for name in mail.attachment_names)
     ):
         return Verdict(RECEIPT, "receipt")
     if automated and not bulk and NOTIFICATION_TEXT.search(text):
