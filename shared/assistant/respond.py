@@ -42,6 +42,9 @@ from shared.realtime.eventlog import EventLog, position_before
 log = logging.getLogger(__name__)
 
 DRAFT_TTL_SECONDS = 3600
+# Words per ``delta``: each event is a Redis round trip (plus the cancel check before it),
+# which is most of the assistant's own time; a line of an answer is one or two pieces.
+WORDS_PER_PIECE = 16
 
 
 class Outcome(StrEnum):
@@ -179,7 +182,7 @@ def answer_parts(draft: Draft) -> list[tuple[str, str, dict[str, Any]]]:
         (EventType.SEARCH, "search", {"search": draft.search}),
         (EventType.HITS, "hits", {"citations": draft.citations}),
     ]
-    for number, piece in enumerate(answer_pieces(draft.answer)):
+    for number, piece in enumerate(answer_pieces(draft.answer, WORDS_PER_PIECE)):
         parts.append((EventType.DELTA, f"delta:{number}", {"text": piece, "index": number}))
     return parts
 

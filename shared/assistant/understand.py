@@ -105,7 +105,7 @@ _INTENTS: tuple[tuple[Intent, re.Pattern[str]], ...] = (
         Intent.NEEDS_REPLY,
         re.compile(
             r"\bneeds?\s+(?:a\s+|an\s+|my\s+)?(?:reply|replies|answer|response)\b|\bunanswered\b"
-            r"|\b(?:haven'?t|have\s+not|didn'?t|did\s+not|never)\s+(?:replied|answered|responded)\b"
+            r"|\b(?:not|never|n't|haven'?t|didn'?t)\s+(?:\w+\s+)?(?:yet\s+)?(?:replied|answered|responded)\b"
             r"|\bwaiting\s+(?:on|for)\s+(?:my|a)\s+(?:reply|answer|response)\b"
             r"|\bowe\s+(?:a\s+)?(?:reply|replies|answer)\b|\breply\s+to\s+still\b",
             re.I,

@@ -119,6 +119,7 @@ class QueryParts:
     start: str | None = None  # ISO day, inclusive
     end: str | None = None  # ISO day, exclusive
     has_unsubscribe: bool = False
+    sender_domains_only: bool = False  # named senders by their own domain only (tried first)
 
 
 def _fuzziness(term: str) -> int:
@@ -145,37 +146,41 @@ def _term_clause(term: str, synonyms: tuple[str, ...], fuzzy: bool) -> dict[str,
     return {"bool": {"should": [clause, *alternatives], "minimum_should_match": 1}}
 
 
-def sender_clause(sender: str) -> dict[str, Any]:
+def _address(value: str) -> dict[str, Any]:
+    return {"wildcard": {"from_address": {"value": value, "case_insensitive": True}}}
+
+
+def is_name(sender: str) -> bool:
+    """A sender named by name ("Northwind", "Priya Raman"), not by an address or domain."""
+    lowered = sender.strip()
+    return "@" not in lowered and not ("." in lowered and " " not in lowered)
+
+
+def sender_clause(sender: str, *, domain_only: bool = False) -> dict[str, Any]:
     """One sender, as the person named it: an address, a domain, or a name.
 
-    A name matches the display name (all its words) or, when it is one word, any
-    address containing it ("Northwind" finds priya@northwind.example and
-    jobs@careers.northwind.example; "Priya" finds priya.raman@...).
+    A name matches an address whose domain is that name (``@northwind.`` or
+    ``.northwind.``: "Northwind" finds jobs@careers.northwind.example), the
+    display name (all its words), or, for one word, any address containing it
+    ("Priya" finds priya.raman@...). ``domain_only`` keeps just the domain
+    match: the search tries it first, so "Contoso" means contoso.example's mail
+    rather than Contoso Books' receipts whenever the organisation has a domain.
     """
     lowered = sender.casefold().strip()
     if "@" in lowered:
         return {"term": {"from_address": lowered}}
     piece = _ADDRESS_PIECE.sub("", lowered)
-    should: list[dict[str, Any]] = [
-        {"match": {"from_name": {"query": sender, "operator": "and", "lenient": True}}}
-    ]
-    if "." in lowered and " " not in lowered and piece:
-        should = [
-            {"wildcard": {"from_address": {"value": f"*@{piece}", "case_insensitive": True}}},
-            {"wildcard": {"from_address": {"value": f"*.{piece}", "case_insensitive": True}}},
-        ]
-    elif " " not in lowered and len(piece) >= 3:
-        should.append(
-            {"wildcard": {"from_address": {"value": f"*{piece}*", "case_insensitive": True}}}
-        )
-    elif len(first := _ADDRESS_PIECE.sub("", lowered.split()[0])) >= 4:
-        # "Woodgrove Bank": its mail may come from woodgrove.example under a person's name.
-        should.append(
-            {"wildcard": {"from_address": {"value": f"*@{first}.*", "case_insensitive": True}}}
-        )
-        should.append(
-            {"wildcard": {"from_address": {"value": f"*.{first}.*", "case_insensitive": True}}}
-        )
+    if not is_name(sender):
+        should = [_address(f"*@{piece}"), _address(f"*.{piece}")]
+        return {"bool": {"should": should, "minimum_should_match": 1}}
+    first = _ADDRESS_PIECE.sub("", lowered.split()[0]) if lowered.split() else ""
+    domain = [_address(f"*@{first}.*"), _address(f"*.{first}.*")] if len(first) >= 3 else []
+    if domain_only:
+        return {"bool": {"should": domain or [{"match_none": {}}], "minimum_should_match": 1}}
+    name = {"match": {"from_name": {"query": sender, "operator": "and", "lenient": True}}}
+    should = [name, *domain]
+    if " " not in lowered and len(piece) >= 3:
+        should.append(_address(f"*{piece}*"))
     return {"bool": {"should": should, "minimum_should_match": 1}}
 
 
@@ -202,8 +207,12 @@ def build_bool(parts: QueryParts) -> dict[str, Any]:
         date_range["lt"] = parts.end
     if date_range:
         filters.append({"range": {"received_at": date_range}})
+    must: list[dict[str, Any]] = []
     if parts.senders:
-        clauses = [sender_clause(s) for s in parts.senders[:MAX_SENDER_CLAUSES]]
+        clauses = [
+            sender_clause(s, domain_only=parts.sender_domains_only)
+            for s in parts.senders[:MAX_SENDER_CLAUSES]
+        ]
         filters.append(clauses[0] if len(clauses) == 1 else {"bool": {"should": clauses}})
     if parts.category:
         filters.append({"term": {"category": parts.category}})
@@ -231,12 +240,14 @@ def build_bool(parts: QueryParts) -> dict[str, Any]:
     query: dict[str, Any] = {"bool": {"filter": filters}}
     if must_not:
         query["bool"]["must_not"] = must_not
+    if must:
+        query["bool"]["must"] = must
     if parts.terms:
         synonyms = dict(parts.synonyms)
         clauses = [_term_clause(t, synonyms.get(t, ()), parts.fuzzy) for t in parts.terms]
         needed = _required(len(clauses), parts.text_mode)
         if needed >= len(clauses):
-            query["bool"]["must"] = clauses
+            query["bool"]["must"] = must + clauses
         else:
             query["bool"]["should"] = clauses
             query["bool"]["minimum_should_match"] = needed

@@ -97,7 +97,7 @@ def window_of(ctx: Context) -> Window:
     """The question's window: named in it, the intent's default, or the request's."""
     u, kept = ctx.understanding, ctx.kept_days
     if u.older_than_previous and ctx.previous_window_days:
-        before = (ctx.now - timedelta(days=ctx.previous_window_days)).date().isoformat()
+        before = (ctx.now - timedelta(days=ctx.previous_window_days)).isoformat()
         return Window(kept, None, before, kept, True)
     if u.time.start is not None:
         until = u.time.end.isoformat() if u.time.end else None
@@ -152,6 +152,7 @@ def parts_for(ctx: Context, window: Window, **overrides: Any) -> QueryParts:
 
 
 def hit_sort(parts: QueryParts, newest_first: bool = False) -> list[Any]:
+    """Best match first when words score; newest first otherwise (and then)."""
     if parts.terms and not newest_first:
         return ["_score", {"received_at": "desc"}]
     return [{"received_at": "desc"}]

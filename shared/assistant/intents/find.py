@@ -8,12 +8,13 @@ of relaxed variants (``shared.assistant.relax``) when it found nothing.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from shared.assistant import relax
 from shared.assistant.intents.base import Context, Result, Window, hit_sort, parts_for, window_of
 from shared.assistant.understand import Intent
-from shared.index.query import QueryParts, build_bool
+from shared.index.query import QueryParts, build_bool, is_name
 from shared.index.search import SOURCE_FIELDS, EmailHit, run_searches
 
 
@@ -37,10 +38,17 @@ def run_find(ctx: Context) -> Result:
     window = window_of(ctx)
     newest = u.intent in (Intent.LATEST, Intent.ATTACHMENTS) or not u.keywords
     parts = parts_for(ctx, window)
-    (strict,) = run_searches(
-        ctx.es, ctx.settings, [body(parts, ctx.size, newest_first=newest)], ctx.tally
-    )
-    hits, total = _hits(strict)
+    tiers = [parts]
+    if any(is_name(s) for s in parts.senders):
+        # Named senders by their own domain first, in the same request (one msearch).
+        tiers.insert(0, replace(parts, sender_domains_only=True))
+    bodies = [body(p, ctx.size, newest_first=newest) for p in tiers]
+    responses = run_searches(ctx.es, ctx.settings, bodies, ctx.tally)
+    for tier, response in zip(tiers, responses, strict=True):
+        hits, total = _hits(response)
+        parts = tier
+        if total:
+            break
     result = Result(u.intent, hits, total)
     if u.intent is Intent.COUNT:
         result.count = total

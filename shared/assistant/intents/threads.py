@@ -51,6 +51,8 @@ def run_needs_reply(ctx: Context) -> Result:
     since = ctx.now - timedelta(days=window.days or ctx.kept_days)
     waiting = []
     for bucket in (response.get("aggregations") or {}).get("threads", {}).get("buckets", []):
+        if int(bucket["doc_count"]) < 2:
+            continue  # a lone message is not a conversation (and some servers ignore min_doc_count)
         newest = _newest(bucket)
         if newest.from_me or newest.list_unsubscribe:
             continue
