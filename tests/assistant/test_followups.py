@@ -24,7 +24,9 @@ pytestmark = pytest.mark.timeout(60)
 def owner(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
     owner_id = "u_follow_" + secrets.token_hex(4)
     folder = Path(tmp_path_factory.mktemp("follow"))
-    write_mbox(folder / "m.mbox", owner_address="f@example.com", today=date.today(), count=300, days=89)
+    write_mbox(
+        folder / "m.mbox", owner_address="f@example.com", today=date.today(), count=300, days=89
+    )
     import_mbox(get_elasticsearch(settings), settings, owner_id, folder / "m.mbox", refresh=True)
     return owner_id
 
@@ -58,7 +60,10 @@ def test_and_from_a_sender_keeps_the_previous_category_and_window(settings, owne
     assert search["filters"]["from"] == ["Northwind"]
     assert search["window_days"] == 90
     assert all("northwind" in c["from"].lower() for c in refined["citations"])
-    assert len(refined["citations"]) <= len(first["citations"]) or search["total_hits"] <= first["search"]["total_hits"]
+    assert (
+        len(refined["citations"]) <= len(first["citations"])
+        or search["total_hits"] <= first["search"]["total_hits"]
+    )
 
 
 def test_only_the_ones_with_attachments_adds_the_filter(settings, owner) -> None:

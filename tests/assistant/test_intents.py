@@ -21,9 +21,13 @@ OWNER_ADDRESS = "intents-owner@example.com"
 def owner(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
     owner_id = "u_intents_" + secrets.token_hex(4)
     folder = Path(tmp_path_factory.mktemp("intents"))
-    write_mbox(folder / "m.mbox", owner_address=OWNER_ADDRESS, today=date.today(), count=400, days=89)
+    write_mbox(
+        folder / "m.mbox", owner_address=OWNER_ADDRESS, today=date.today(), count=400, days=89
+    )
     es = get_elasticsearch(settings)
-    import_mbox(es, settings, owner_id, folder / "m.mbox", refresh=True, owner_addresses=[OWNER_ADDRESS])
+    import_mbox(
+        es, settings, owner_id, folder / "m.mbox", refresh=True, owner_addresses=[OWNER_ADDRESS]
+    )
     return owner_id
 
 
@@ -98,7 +102,8 @@ def test_a_named_window_is_kept_but_the_answer_counts_the_wider_one(settings, ow
         pytest.skip("the generated mailbox happens to hold an offer from today")
     assert answered.search["window_days"] == 1
     wider = _count(
-        settings, {"bool": {"filter": [{"term": {"owner_id": owner}}, {"term": {"category": "offer"}}]}}
+        settings,
+        {"bool": {"filter": [{"term": {"owner_id": owner}}, {"term": {"category": "offer"}}]}},
     )
     if wider:
         assert "wider window" in answered.answer and str(wider) in answered.answer

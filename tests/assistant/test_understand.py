@@ -83,7 +83,9 @@ def test_senders_by_name_address_or_domain(question: str, senders: tuple[str, ..
         ("between the 3rd and the 10th", None, date(2026, 11, 3), date(2026, 11, 11)),
     ],
 )
-def test_time_phrases(question: str, window: int | None, start: date | None, end: date | None) -> None:
+def test_time_phrases(
+    question: str, window: int | None, start: date | None, end: date | None
+) -> None:
     time = understand(question, NOW).time
     assert (time.window_days, time.start, time.end) == (window, start, end)
 

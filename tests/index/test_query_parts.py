@@ -66,7 +66,12 @@ def test_text_modes_require_all_all_but_one_or_half_of_the_words() -> None:
 
 def test_fuzziness_spares_short_words_and_synonyms_are_alternatives() -> None:
     query = build_bool(
-        QueryParts(owner_id="u", terms=("offer", "car"), synonyms=(("offer", ("offer letter",)),), fuzzy=True)
+        QueryParts(
+            owner_id="u",
+            terms=("offer", "car"),
+            synonyms=(("offer", ("offer letter",)),),
+            fuzzy=True,
+        )
     )
     offer, car = query["bool"]["must"]
     assert offer["bool"]["should"][0]["multi_match"]["fuzziness"] == 1
