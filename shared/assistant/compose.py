@@ -33,15 +33,22 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def what_searched(search: dict[str, Any]) -> str:
-    """“interviews from Northwind with a PDF in the last 30 days”, from the search block."""
+def what_searched(search: dict[str, Any], n: int | None = None) -> str:
+    """“3 interview emails about “contract” from Northwind in the last 30 days”.
+
+    With ``n`` the phrase starts with the number; without, it names what was looked for.
+    """
     f = search.get("filters") or {}
-    parts = []
+    noun = "email" if n == 1 else "emails"
     if f.get("category"):
-        parts.append(str(f["category"]).replace("_", " "))
-    parts.append(f"“{search['query']}”" if search.get("query") else "")
-    if not any(parts):
-        parts = ["your mail" if not f.get("from_me") else "mail you sent"]
+        noun = f"{str(f['category']).replace('_', ' ')} {noun}"
+    if f.get("unread"):
+        noun = f"unread {noun}"
+    parts = [f"{n} {noun}" if n is not None else noun]
+    if search.get("query"):
+        parts.append(f"about “{search['query']}”")
+    if f.get("from_me"):
+        parts.append("sent by you")
     if f.get("from"):
         parts.append("from " + " or ".join(f["from"]))
     if f.get("label"):
@@ -49,13 +56,8 @@ def what_searched(search: dict[str, Any]) -> str:
     if f.get("attachment"):
         kind = f["attachment"]
         parts.append("with an attachment" if kind is True else f"with a {kind} attachment")
-    if f.get("unread"):
-        parts.append("unread")
-    parts.append(
-        f"in the {f['window']}"
-        if str(f.get("window", "")).startswith("last")
-        else f.get("window", "")
-    )
+    window = str(f.get("window", ""))
+    parts.append(f"in the {window}" if window.startswith("last") else window)
     return " ".join(p for p in parts if p)
 
 
@@ -65,11 +67,10 @@ def _line(number: int, hit: Any) -> str:
 
 
 def _nothing(result: Result, search: dict[str, Any]) -> str:
-    tried = [what_searched(search)]
-    tried += [RELAXED_SAYS[step] for step in result.tried]
-    text = f"I found nothing for {tried[0]}"
-    if len(tried) > 1:
-        text += ", also " + ", ".join(tried[1:])
+    """Said only after every relaxation step found nothing: what was tried, what to try."""
+    text = f"I found no {what_searched(search)}"
+    if result.tried:
+        text += "; I also tried " + ", ".join(RELAXED_SAYS[step] for step in result.tried)
     text += "."
     if result.wider_total:
         text += (
@@ -84,11 +85,11 @@ def _nothing(result: Result, search: dict[str, Any]) -> str:
 def compose_find(result: Result, search: dict[str, Any]) -> str:
     if not result.hits:
         return _nothing(result, search)
-    head = f"I found {_plural(result.total_hits, 'email')} for {what_searched(search)}"
+    head = f"I found {what_searched(search, result.total_hits)}"
     if result.relaxed:
         head = (
             f"Nothing matched exactly; {', '.join(RELAXED_SAYS[s] for s in result.relaxed)}, "
-            f"I found {_plural(result.total_hits, 'email')} for {what_searched(search)}"
+            f"I found {what_searched(search, result.total_hits)}"
         )
     head += "." if result.total_hits <= len(result.hits) else f". The {len(result.hits)} best:"
     return "\n".join([head, *(_line(n, h) for n, h in enumerate(result.hits, 1))])
@@ -96,7 +97,7 @@ def compose_find(result: Result, search: dict[str, Any]) -> str:
 
 def compose_count(result: Result, search: dict[str, Any]) -> str:
     n = result.count or 0
-    text = f"{_plural(n, 'email')} for {what_searched(search)}."
+    text = f"{what_searched(search, n)[0].upper()}{what_searched(search, n)[1:]}."
     if n == 0:
         return _nothing(result, search)
     if result.hits:
@@ -111,8 +112,7 @@ def compose_latest(result: Result, search: dict[str, Any]) -> str:
     hit = result.hits[0]
     text = (
         f"The latest is “{hit.subject or '(no subject)'}” from {_sender(hit)} on "
-        f"{_day(hit.received_at)} [1] ({_plural(result.total_hits, 'email')} for "
-        f"{what_searched(search)})."
+        f"{_day(hit.received_at)} [1] (of {what_searched(search, result.total_hits)})."
     )
     return "\n".join([text, *(_line(n, h) for n, h in enumerate(result.hits[1:], 2))])
 
