@@ -77,7 +77,12 @@ def is_from_me(from_address: str, labels: Iterable[str], owner_addresses: Collec
     owners = {address.strip().lower() for address in owner_addresses if address}
     if from_address.strip().lower() in owners and from_address:
         return True
-    return any(label.strip().lower() in SENT_LABELS for label in labels)
+    # An IMAP folder may come with its hierarchy ("INBOX.Sent", "Archive/Sent Items").
+    return any(
+        re.split(r"[./]", label.strip().lower())[-1] in SENT_LABELS
+        or label.strip().lower() in SENT_LABELS
+        for label in labels
+    )
 
 
 def derived_fields(

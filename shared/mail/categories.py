@@ -15,12 +15,10 @@ The rules, in order (the first that fires wins):
    the subject belongs to the thread's first message and the quoted text
    (``> `` lines, from "On ... wrote:" on) to earlier ones, whose category is
    already on those messages (same ``thread_id``).
-3. Job mail, by phrases a hiring process really sends: ``offer`` (offer letter,
-   "pleased to offer you"), ``rejection`` ("move forward with other candidates",
-   "regret to inform"), ``interview`` ("invite you to a ... interview", an
-   interview subject), ``application`` ("thank you for applying", "application
-   received"), ``recruiter_outreach`` (an outreach phrase such as "is hiring" or
-   "open to a call" together with a recruiter title or a role).
+3. Hiring mail, by phrases a hiring process really sends: ``offer``, ``rejection``,
+   ``interview``, ``application``, ``recruiter_outreach``, each in two strengths
+   (see the patterns below: STRONG counts anywhere, WEAK only outside bulk mail and,
+   where marked, next to a job word).
 4. ``receipt``: order, payment and shipping phrases ("your receipt", "order #",
    "thanks for your purchase", "total:"), or an invoice/receipt attachment.
 5. ``notification``: an automated sender (no-reply, notifications@, alerts@ ...)
@@ -34,10 +32,9 @@ The rules, in order (the first that fires wins):
    conversation with no rule above firing.
 9. Otherwise ``other`` (stored as the string, so aggregations and filters see it).
 
-Bulk mail (``has_unsubscribe``) needs stronger evidence in rules 3 and 4: job
-subjects alone do not count and receipts need order/payment wording, not just
-"invoice" or "your order": a newsletter headlined "How to ace your interview" or
-"Complete your order" is still a newsletter.
+Bulk mail (``has_unsubscribe``) needs stronger evidence in rules 3 and 4: a
+newsletter headlined "How to ace your interview" or "Complete your order" is still
+a newsletter. README "Categories and derived fields" lists every phrase.
 """
 
 from __future__ import annotations
@@ -123,7 +120,9 @@ def _strings(value: Any) -> Iterable[str]:
 
 
 def _any(*patterns: str) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+    """One alternation, matched against lowercased text (``classify`` lowercases once):
+    about twice as fast as ``re.IGNORECASE`` on long bodies."""
+    return re.compile("|".join(f"(?:{p})" for p in patterns))
 
 
 REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|fwd?|aw|sv|vs|wg|tr|antw)\s*(?:\[\d+\])?\s*:\s*)+", re.I)
@@ -133,47 +132,69 @@ _QUOTE_HEADER = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 
-OFFER_TEXT = _any(
-    r"\boffer letter\b",
-    r"\b(?:pleased|thrilled|delighted|happy|excited) to (?:extend an |make (?:you )?an )?offer you\b",
+# Hiring rules come in two strengths. STRONG wording addresses the reader's own process
+# ("we are pleased to offer you", "move forward with other candidates") and counts even in
+# bulk mail; WEAK wording also appears in career newsletters, sales and shop mail ("job
+# offer", "unfortunately, we", "invite you to a call") and counts only in mail without
+# List-Unsubscribe, and (where marked) only next to a job word (``JOB_CONTEXT``).
+JOB_CONTEXT = _any(
+    r"\b(?:role|position|job|candidate|candidacy|hiring|recruit\w*|career|opening|vacancy)s?\b",
+    r"\b(?:engineer|developer|manager|designer|analyst|scientist|architect)s?\b",
+)
+OFFER_STRONG = _any(
+    r"\b(?:pleased|thrilled|delighted|happy|excited|glad) to (?:extend (?:you )?an offer|"
+    r"offer you|make you an offer)\b",
     r"\bextend (?:you )?an offer\b",
+    r"\byour offer letter\b",
     r"\boffer of employment\b",
-    r"\bjob offer\b",
-    r"\bsign(?:ed)? (?:and return )?(?:the |your )?offer\b",
 )
-REJECTION_TEXT = _any(
+OFFER_WEAK = _any(r"\boffer letter\b", r"\bjob offer\b", r"\bsign(?:ed)? (?:the |your )?offer\b")
+REJECTION_STRONG = _any(
     r"\bmove forward with other candidates\b",
-    r"\b(?:decided|chosen|chose) (?:not to|to not) (?:move forward|proceed|pursue)\b",
     r"\bpursue other candidates\b",
-    r"\bregret to inform you\b",
-    r"\b(?:will|would) not be (?:moving forward|progressing|proceeding)\b",
-    r"\bposition has (?:now )?been filled\b",
-    r"\bnot (?:be )?(?:selected|shortlisted) for\b",
-    r"\bunfortunately,? (?:we|your application|after careful)\b",
+    r"\b(?:decided|chosen|chose) (?:not to|to not) (?:move forward|proceed|continue) with "
+    r"your (?:application|candidacy)\b",
+    r"\bnot (?:be )?(?:moving forward|progressing|proceeding) with your (?:application|candidacy)\b",
 )
-INTERVIEW_TEXT = _any(
+REJECTION_WEAK = _any(  # with JOB_CONTEXT
+    r"\bregret to inform you\b",
+    r"\bunfortunately,? (?:we|your application|after careful)\b",
+    r"\b(?:position|role) has (?:now )?been filled\b",
+    r"\bnot (?:be )?(?:selected|shortlisted) for\b",
+    r"\b(?:decided|chosen|chose) (?:not to|to not) (?:move forward|proceed)\b",
+)
+INTERVIEW_STRONG = _any(
     r"\binvit\w* you (?:to|for) (?:an? |the |your )?(?:[\w-]+ ){0,4}"
-    r"(?:interview|call|screen|conversation|onsite)\b",
+    r"(?:interview|onsite|phone screen)s?\b",
     r"\binterview invitation\b",
     r"\bschedule (?:your |an |the )?(?:[\w-]+ ){0,2}interview\b",
-    r"\binterview (?:is )?(?:scheduled|confirmed)\b",
+    r"\binterview (?:is |has been )?(?:scheduled|confirmed)\b",
+)
+INTERVIEW_CALL = _any(  # with JOB_CONTEXT
+    r"\binvit\w* you (?:to|for) (?:an? |the |your )?(?:[\w-]+ ){0,4}(?:call|chat|conversation)\b"
 )
 INTERVIEW_SUBJECT = _any(r"\binterview", r"\bonsite\b", r"\bphone screen\b")
-APPLICATION_TEXT = _any(
-    r"\bthanks? (?:you )?for (?:your )?applying\b",
-    r"\bapplication (?:has been |was )?(?:received|submitted)\b",
-    r"\breceived your application\b",
-    r"\bthank you for your application\b",
-    r"\bwe review (?:every|all) applications?\b",
+APPLICATION_STRONG = _any(
+    r"\bthanks? (?:you )?(?:so much )?for (?:your )?applying\b",
+    r"\b(?:we(?:'ve| have)? )?received your application\b",
+    r"\byour application (?:for|to) .{0,80}?(?:has been|was|is) (?:received|submitted)\b",
 )
-OUTREACH_TEXT = _any(
+APPLICATION_WEAK = _any(  # with JOB_CONTEXT
+    r"\bapplication (?:has been |was )?(?:received|submitted)\b",
+    r"\bthank you for your application\b",
+    r"\bwe review (?:every|all|each) applications?\b",
+)
+# Outreach: an opener a recruiter writes, plus a recruiter title or a role.
+OUTREACH_STRONG = _any(
     r"\b(?:is|are) hiring\b",
+    r"\b(?:your|the) (?:background|profile|experience|work) (?:stood out|caught my eye|caught our)",
+    r"\byour next (?:move|role|career step)\b",
+    r"\binterested in (?:exploring |hearing about )?(?:a|the|an) (?:[\w-]+ ){0,3}(?:role|position)\b",
+    r"\bexploring an? (?:[\w-]+ ){0,4}(?:role|position)\b",
+)
+OUTREACH_WEAK = _any(  # with a recruiter title
     r"\bopportunit(?:y|ies)\b",
     r"\bopen to (?:a |an )?(?:[\w-]+ ){0,2}(?:call|chat|conversation)\b",
-    r"\b(?:your|the) (?:background|profile|experience|work) (?:stood out|caught my eye|caught our)",
-    r"\byour next (?:move|role|step)\b",
-    r"\binterested in (?:exploring|a|the) (?:[\w-]+ ){0,3}(?:role|position|opportunity)\b",
-    r"\bexploring an? (?:[\w-]+ ){0,4}(?:role|position)\b",
 )
 RECRUITER_TITLE = _any(
     r"\brecruit(?:er|ing|ment)\b",
@@ -183,7 +204,7 @@ RECRUITER_TITLE = _any(
     r"\bheadhunter\b",
 )
 ROLE_WORD = _any(
-    r"\b(?:engineer|developer|manager|architect|designer|analyst|scientist|lead)\b",
+    r"\b(?:engineer|developer|manager|architect|designer|analyst|scientist)\b",
     r"\b(?:role|position)\b",
 )
 RECEIPT_TEXT = _any(
@@ -250,8 +271,8 @@ def classify(mail: MailSignals) -> Verdict:
     if mail.from_me:
         return Verdict(OTHER, "from_me")
     reply = is_reply(mail.subject)
-    subject = "" if reply else mail.subject
-    body = new_text(mail.body)
+    subject = "" if reply else mail.subject.lower()
+    body = new_text(mail.body).lower()
     text = f"{subject}\n{body}"
     bulk = mail.has_unsubscribe
     automated = is_automated(mail.from_address)
@@ -261,7 +282,7 @@ def classify(mail: MailSignals) -> Verdict:
     if (
         RECEIPT_TEXT.search(text)
         or (not bulk and RECEIPT_WEAK.search(text))
-        or any(RECEIPT_ATTACHMENT.search(name) for name in mail.attachment_names)
+        or any(RECEIPT_ATTACHMENT.search(name.lower()) for name in mail.attachment_names)
     ):
         return Verdict(RECEIPT, "receipt")
     if automated and not bulk and NOTIFICATION_TEXT.search(text):
@@ -281,18 +302,25 @@ def classify(mail: MailSignals) -> Verdict:
 
 def _job(subject: str, body: str, text: str, bulk: bool, mail: MailSignals) -> Verdict | None:
     """Hiring mail: offer, rejection, interview, application, recruiter outreach."""
-    if OFFER_TEXT.search(text) or any("offer" in n.lower() for n in mail.attachment_names):
-        if not bulk or OFFER_TEXT.search(body):
-            return Verdict(OFFER, "offer")
-    if REJECTION_TEXT.search(body):
+    loose = not bulk  # weak wording and subjects count only outside bulk mail
+    job = loose and bool(JOB_CONTEXT.search(text))
+    offer_file = any("offer" in name.lower() for name in mail.attachment_names)
+    if OFFER_STRONG.search(body) or (loose and (OFFER_WEAK.search(text) or offer_file)):
+        return Verdict(OFFER, "offer")
+    if REJECTION_STRONG.search(body) or (job and REJECTION_WEAK.search(body)):
         return Verdict(REJECTION, "rejection")
-    if INTERVIEW_TEXT.search(body) or (not bulk and INTERVIEW_SUBJECT.search(subject)):
+    if INTERVIEW_STRONG.search(body) or (loose and INTERVIEW_SUBJECT.search(subject)):
         return Verdict(INTERVIEW, "interview")
-    if APPLICATION_TEXT.search(body) or (not bulk and APPLICATION_TEXT.search(subject)):
+    if job and INTERVIEW_CALL.search(body):
+        return Verdict(INTERVIEW, "interview")
+    applied = APPLICATION_STRONG.search(text) or (loose and APPLICATION_WEAK.search(text))
+    if applied and JOB_CONTEXT.search(text):  # banks and visa offices take applications too
         return Verdict(APPLICATION, "application")
-    if not bulk and OUTREACH_TEXT.search(text):
-        if RECRUITER_TITLE.search(text) or ROLE_WORD.search(text):
-            return Verdict(RECRUITER_OUTREACH, "recruiter_outreach")
+    if loose and (
+        (OUTREACH_STRONG.search(text) and (RECRUITER_TITLE.search(text) or ROLE_WORD.search(text)))
+        or (OUTREACH_WEAK.search(text) and RECRUITER_TITLE.search(text))
+    ):
+        return Verdict(RECRUITER_OUTREACH, "recruiter_outreach")
     return None
 
 

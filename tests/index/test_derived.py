@@ -50,7 +50,11 @@ def test_unread_only_where_the_provider_says() -> None:
 def test_from_me_by_address_or_sent_label() -> None:
     assert is_from_me("Kim@Example.com", ["Inbox"], ["kim@example.com"])
     assert is_from_me("old-address@example.net", ["Sent"], ["kim@example.com"])
+    assert is_from_me("x@example.net", ["INBOX.Sent"], []) and is_from_me(
+        "x@y", ["a/Sent Items"], []
+    )
     assert not is_from_me("other@example.com", ["Inbox"], ["kim@example.com"])
+    assert not is_from_me("other@example.com", ["Sentimental"], [])
     assert not is_from_me("", ["Inbox"], [""])
     fields = derived_fields(
         {"from_address": "kim@example.com", "subject": "hi"}, ["kim@example.com"]

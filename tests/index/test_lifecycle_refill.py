@@ -4,6 +4,8 @@ before they existed (recomputed from each stored ``_source``)."""
 from __future__ import annotations
 
 import copy
+import json
+import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 from elasticsearch import helpers
 
 from shared.core.clients import get_elasticsearch, get_redis
+from shared.identity.users import create_user
 from shared.index.derived import DERIVED_FIELDS
 from shared.index.lifecycle import migrate
 from shared.index.template import (
@@ -29,8 +32,9 @@ from shared.index.writer import (
     takeout_metadata,
 )
 from shared.mail.parse import parse_email
+from shared.sync import accounts
 from shared.sync.documents import update_labels
-from tests.index.test_lifecycle import isolated
+from tests.index.test_lifecycle import isolated, run_flask
 from tests.index.test_writer import write_raw_mbox
 
 pytestmark = pytest.mark.timeout(60)
@@ -128,28 +132,35 @@ def _version_one(settings: Any) -> dict[str, Any]:
     return body
 
 
-def test_migrate_fills_the_derived_fields_of_existing_mail(settings) -> None:  # type: ignore[no-untyped-def]
-    assert TEMPLATE_VERSION > 1
-    s = isolated(settings)
-    es, r = get_elasticsearch(s), get_redis(s)
+def _version_one_index(s: Any, owner: str) -> Any:
+    """An alias whose only index was built from version 1 and holds ``MAIL`` for ``owner``
+    as the version-1 importer stored it: no derived field."""
+    es = get_elasticsearch(s)
     es.indices.put_index_template(name=s.index_template, **_version_one(s))
     es.indices.create(
         index=first_index(s),
         aliases={s.index_alias: {"is_write_index": True}},
         mappings={"_meta": index_meta(datetime.now(UTC), 1)},
     )
-    old_docs = []  # what the version-1 importer stored: no derived field
+    old_docs = []
     for raw in MAIL.values():
-        labels, thread = takeout_metadata(raw)
+        labels, _thread = takeout_metadata(raw)
         parsed = parse_email(raw)
-        doc = email_document("u_old", parsed, ProviderMessage(raw=raw, labels=labels), "mbox")
+        doc = email_document(owner, parsed, ProviderMessage(raw=raw, labels=labels), "mbox")
         doc = {k: v for k, v in doc.items() if k not in DERIVED_FIELDS}
         old_docs.append(
-            {"_index": s.index_alias, "_id": document_id("u_old", parsed.message_key),
+            {"_index": s.index_alias, "_id": document_id(owner, parsed.message_key),
              "_source": doc}
         )  # fmt: skip
     helpers.bulk(es, old_docs, refresh=True)
-    assert all(v == {} for v in _derived(es, s.index_alias, "u_old").values())
+    assert all(v == {} for v in _derived(es, s.index_alias, owner).values())
+    return es
+
+
+def test_migrate_fills_the_derived_fields_of_existing_mail(settings) -> None:  # type: ignore[no-untyped-def]
+    assert TEMPLATE_VERSION > 1
+    s = isolated(settings)
+    es, r = _version_one_index(s, "u_old"), get_redis(s)
 
     result = migrate(es, r, s, owner_addresses=lambda owner: [OWNER] if owner == "u_old" else [])
     assert result.outcome == "migrated", result.message
@@ -158,3 +169,18 @@ def test_migrate_fills_the_derived_fields_of_existing_mail(settings) -> None:  #
     hits = es.search(index=s.index_alias, query={"term": {"from_me": True}})["hits"]
     assert hits["total"]["value"] == 1
     assert migrate(es, r, s).outcome == "up_to_date"
+
+
+def test_the_cli_migrate_knows_each_owners_addresses(settings) -> None:  # type: ignore[no-untyped-def]
+    """``flask index migrate`` looks the owners' addresses up in Redis (sign-in email and
+    account addresses), so mail a person sent from another account is ``from_me`` too."""
+    s = isolated(settings)
+    r = get_redis(s)
+    user = create_user(r, s, f"cli-{secrets.token_hex(4)}@example.net", "a long password here")
+    accounts.create_account(r, s, user.id, "imap", OWNER, {}, None)  # the address "mine" used
+    es = _version_one_index(s, user.id)
+    env = {"MAILCHAT_INDEX_ALIAS": s.index_alias, "MAILCHAT_INDEX_TEMPLATE": s.index_template}
+    done = run_flask("index", "migrate", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["outcome"] == "migrated"
+    assert _derived(es, s.index_alias, user.id) == EXPECTED

@@ -82,7 +82,8 @@ CASES = [
         MailSignals(
             subject="We've received your application",
             from_address="no-reply@hire.lever.co",
-            body="Hi Kim, thanks for applying to Hooli! Our team will review it shortly.",
+            body="Hi Kim, thanks for applying to Hooli for the Software Engineer position! "
+            "Our team will review your application shortly.",
         ),
     ),
     (
@@ -191,6 +192,59 @@ def test_each_rule_on_real_world_mail(expected: str, rule: str, mail: MailSignal
     verdict = classify(mail)
     assert (verdict.category, verdict.rule) == (expected, rule)
     assert verdict.category in CATEGORIES
+
+
+LOOKALIKES = [
+    # (what it must not be, signals): wording hiring mail shares with other mail
+    (
+        "rejection",
+        MailSignals(
+            subject="About your order",
+            from_address="orders@shop.example",
+            body="Unfortunately, we are out of stock of the lamp you ordered. A refund is on its way.",
+        ),
+    ),
+    (
+        "offer",
+        MailSignals(
+            subject="Negotiating your job offer: 5 tips",
+            from_address="editor@careers-weekly.example",
+            body="How to read an offer letter, and when to push back.",
+            has_unsubscribe=True,
+        ),
+    ),
+    (
+        "interview",
+        MailSignals(
+            subject="Quick intro",
+            from_address="mark@saas.example",
+            from_name="Mark",
+            body="I'd love to invite you to a call about our analytics platform next week.",
+        ),
+    ),
+    (
+        "application",
+        MailSignals(
+            subject="We received your application",
+            from_address="cards@bank.example",
+            body="Your application for the Platinum card has been received. We will write soon.",
+        ),
+    ),
+    (
+        "recruiter_outreach",
+        MailSignals(
+            subject="Partnership opportunity",
+            from_address="lea@agency.example",
+            from_name="Lea",
+            body="We see a great opportunity to grow your brand. Open to a quick call?",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("wrong", "mail"), LOOKALIKES)
+def test_lookalikes_of_hiring_mail_are_not_hiring_mail(wrong: str, mail: MailSignals) -> None:
+    assert classify(mail).category != wrong
 
 
 def test_a_reply_is_judged_by_its_new_text() -> None:
