@@ -77,7 +77,9 @@ def test_seed_clients_messages_shape_is_accepted(
         ],
     ).get_json()
     assert body["search"]["window_days"] == 14
-    assert body["search"]["query"] == "recruiters"
+    # The "which recruiters wrote to me": a category, not the word "recruiters".
+    assert body["search"]["query"] == ""
+    assert body["search"]["filters"]["category"] == "recruiter_outreach"
     assert body["search"]["total_hits"] > 0
 
 
