@@ -123,9 +123,12 @@ _INTENTS: tuple[tuple[Intent, re.Pattern[str]], ...] = (
     ),
 )
 _UNSUPPORTED = re.compile(
-    r"^\s*(?:please\s+|can\s+you\s+|could\s+you\s+)?(?:send|write|draft|compose|reply\s+to|"
-    r"delete|archive|forward|move|mark|schedule|book|cancel|translate|remind|buy|order|pay)\b"
-    r"|\bweather\b|\bstock\s+price\b|\bjoke\b",
+    # An action verb with its object ("send an email", "delete all newsletters"), not a
+    # noun that starts a search ("order confirmed", "book receipts").
+    r"^\s*(?:please\s+|can\s+you\s+|could\s+you\s+)?(?:reply\s+to|(?:send|write|draft|"
+    r"compose|delete|archive|forward|move|mark|schedule|book|cancel|translate|remind|buy|"
+    r"order|pay)\s+(?:a|an|the|my|this|that|these|those|all|it|them|me|him|her|every|each|"
+    r"to|back)\b)|\bweather\b|\bstock\s+price\b|\bjoke\b",
     re.I,
 )
 _FOLLOW_UP = re.compile(

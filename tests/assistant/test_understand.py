@@ -26,6 +26,8 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
         ("the PDF Priya sent", Intent.ATTACHMENTS),
         ("send an email to Bob saying hi", Intent.UNSUPPORTED),
         ("delete all newsletters", Intent.UNSUPPORTED),
+        ("order confirmed", Intent.FIND),  # a noun, not an order to place one
+        ("book receipts", Intent.FIND),
     ],
 )
 def test_the_intent_is_read_from_the_question(question: str, intent: Intent) -> None:
