@@ -1,10 +1,9 @@
-"""The assistant: from a question to a grounded answer that cites its emails.
+"""Answer helpers every intent shares: a citation's shape and the answer's ``delta`` pieces.
 
-For now it is deliberately plain: it reads a time window out of the question
-("in the last 30 days", "past 2 weeks"), keeps the words that carry meaning,
-searches the person's own mail with them, and answers with the best matches.
-Whatever it does, the answer says exactly what was searched, so a person can
-tell "nothing matched" from "it looked for the wrong thing".
+The question itself is read by ``shared.assistant.understand`` and answered by
+``shared.assistant.pipeline``. The plain keyword reading below (``parse_question``,
+``compose_answer``) was the first assistant; ``make bench``'s chat benchmark still
+uses it to send the same words to the search server alone, as its floor.
 """
 
 from __future__ import annotations
