@@ -72,6 +72,8 @@ def _nothing(result: Result, search: dict[str, Any]) -> str:
     if result.tried:
         text += "; I also tried " + ", ".join(RELAXED_SAYS[step] for step in result.tried)
     text += "."
+    if result.relax_skipped:
+        text += " The search was too slow to try looser matches: try fewer or other words."
     if result.wider_total:
         text += (
             f" In all the mail that is kept there {'is' if result.wider_total == 1 else 'are'} "

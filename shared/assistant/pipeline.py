@@ -91,6 +91,7 @@ def describe(ctx: Context, result: Result) -> dict[str, Any]:
         "timed_out": ctx.tally.timed_out,
         "follow_up": u.follow_up,
         "search_requests": ctx.tally.requests,
+        "relax_skipped": result.relax_skipped,
         "understood": u.to_dict(),
     }
     if result.count is not None:

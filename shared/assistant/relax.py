@@ -25,6 +25,7 @@ from shared.index.query import QueryParts, TextMode
 
 WINDOW, FUZZY, DROP_WORD, ANY_WORDS = "window", "fuzzy", "drop_word", "any_words"
 STEPS = (WINDOW, FUZZY, DROP_WORD, ANY_WORDS)
+MAX_FUZZY_TERMS = 4  # a longer question relaxes by its words, not by misspellings of each
 MAX_VARIANTS = 2  # relaxed queries searched: the mildest, then every step at once
 
 
@@ -39,7 +40,7 @@ def relaxations(
     if widen:
         steps, current = (WINDOW,), replace(current, window_days=kept_days)
         variants.append((steps, current))
-    if any(len(t) >= 5 for t in parts.terms):
+    if len(parts.terms) <= MAX_FUZZY_TERMS and any(len(t) >= 5 for t in parts.terms):
         steps, current = (*steps, FUZZY), replace(current, fuzzy=True)
         variants.append((steps, current))
     if len(parts.terms) >= 2:

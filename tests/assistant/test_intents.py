@@ -148,3 +148,15 @@ def test_a_question_it_cannot_serve_searches_nothing_and_says_what_it_can(settin
 )
 def test_at_most_three_search_requests_per_question(settings, owner, question: str) -> None:
     assert 1 <= ask(settings, owner, question).search_requests <= 3
+
+
+def test_relaxing_is_skipped_when_the_strict_search_used_the_time_budget(settings, owner) -> None:
+    """A slow strict search (a full-text pass over everybody's mail on noida-db) is not
+    followed by costlier relaxed ones that would end the answer with search_timeout."""
+    import dataclasses
+
+    hurried = dataclasses.replace(settings, search_timeout_seconds=0.0001)
+    answered = ask(hurried, owner, "zyxwvut quasar nebula")
+    assert answered.search_requests == 1 and answered.search["relax_skipped"] is True
+    assert "too slow to try looser matches" in answered.answer
+    assert ask(settings, owner, "zyxwvut quasar nebula").search["relax_skipped"] is False

@@ -66,6 +66,7 @@ class Result:
     total_hits: int = 0
     relaxed: list[str] = field(default_factory=list)  # the steps that found the hits
     tried: list[str] = field(default_factory=list)  # every relaxation step searched
+    relax_skipped: bool = False  # no time left to relax: "nothing" is not final
     count: int | None = None
     wider_total: int | None = None  # matches over the whole kept window, when none in the asked one
     groups: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # digest aggregations

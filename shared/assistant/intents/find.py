@@ -15,7 +15,11 @@ from shared.assistant import relax
 from shared.assistant.intents.base import Context, Result, Window, hit_sort, parts_for, window_of
 from shared.assistant.understand import Intent
 from shared.index.query import QueryParts, build_bool, is_name
-from shared.index.search import SOURCE_FIELDS, EmailHit, run_searches
+from shared.index.search import SOURCE_FIELDS, EmailHit, SearchTimedOut, run_searches
+
+# Relax only when the strict search took less than this share of the search time limit:
+# the relaxed variants (fuzzy above all) cost more than the strict one.
+RELAX_BUDGET = 0.4
 
 
 def body(parts: QueryParts, size: int, *, newest_first: bool = False) -> dict[str, Any]:
@@ -76,7 +80,15 @@ def _relax(ctx: Context, window: Window, parts: QueryParts, result: Result, newe
         bodies.append({"query": build_bool(wider), "size": 0, "track_total_hits": True})
     if not bodies:
         return
-    responses = run_searches(ctx.es, ctx.settings, bodies, ctx.tally)
+    if ctx.tally.seconds > RELAX_BUDGET * ctx.settings.search_timeout_seconds:
+        # The strict search alone took much of the time limit; the relaxed ones cost more.
+        result.relax_skipped = True
+        return
+    try:
+        responses = run_searches(ctx.es, ctx.settings, bodies, ctx.tally)
+    except SearchTimedOut:
+        result.relax_skipped = True  # the strict answer stands; the answer says so
+        return
     result.tried = list(variants[-1][0]) if variants else []
     for (steps, _), response in zip(variants, responses, strict=False):
         hits, total = _hits(response)
