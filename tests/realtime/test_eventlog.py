@@ -75,9 +75,12 @@ def test_wrong_epoch_or_trimmed_position_means_reset(log_and_stream, settings) -
 
 def test_epoch_survives_and_new_stream_gets_a_new_one(log_and_stream) -> None:
     events, stream = log_and_stream
-    epoch = events.epoch(stream)
-    assert events.append(stream, "x", {}, dedup_key="1").epoch == epoch
-    assert events.epoch(events.conversation_stream("c_other_" + secrets.token_hex(4))) != epoch
+    assert events.epoch(stream) == "", "no epoch before the first append (reads never make one)"
+    epoch = events.append(stream, "x", {}, dedup_key="1").epoch
+    assert epoch and events.epoch(stream) == epoch
+    assert events.append(stream, "x", {}, dedup_key="2").epoch == epoch
+    other = events.conversation_stream("c_other_" + secrets.token_hex(4))
+    assert events.append(other, "x", {}, dedup_key="1").epoch != epoch
 
 
 def test_append_rings_the_doorbell(log_and_stream, settings) -> None:
