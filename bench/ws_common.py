@@ -53,6 +53,7 @@ class Server:
     path: str
     origin: str | None
     tokens: list[str] = field(default_factory=list)  # Mailchat only
+    user_ids: list[str] = field(default_factory=list)  # Mailchat only, one per token
 
     def rss(self) -> int:
         return worker_rss_bytes(self.master.pid)
@@ -88,7 +89,9 @@ def _gunicorn(
 
 
 @contextmanager
-def mailchat(settings: Settings, workdir: Path, sockets: int) -> Iterator[Server]:
+def mailchat(
+    settings: Settings, workdir: Path, sockets: int, users: int = USERS
+) -> Iterator[Server]:
     """Mailchat's web process as ``make run`` starts it, sized for ``sockets`` sockets."""
     raise_fd_limit()
     port = free_port()
@@ -99,22 +102,27 @@ def mailchat(settings: Settings, workdir: Path, sockets: int) -> Iterator[Server
         MAILCHAT_WEB_WORKERS="1",
         MAILCHAT_WS_ALLOWED_ORIGINS=f"http://127.0.0.1:{port}",
         MAILCHAT_WS_MAX_CONNECTIONS=str(sockets + 500),
-        MAILCHAT_WS_MAX_SOCKETS_PER_USER=str(sockets // USERS + 100),
+        MAILCHAT_WS_MAX_SOCKETS_PER_USER=str(sockets // users + 100),
     )
     r = get_redis(settings)
     tag = secrets.token_hex(3)
-    tokens = [
-        issue_token(settings, create_user(r, settings, f"ws-{tag}-{n}@example.com", "bench-pass-1"))
-        for n in range(USERS)
+    people = [
+        create_user(r, settings, f"ws-{tag}-{n}@example.com", "bench-pass-1") for n in range(users)
     ]
+    tokens = [issue_token(settings, person) for person in people]
     command = ["--config", "deploy/gunicorn.conf.py", "wsgi:app"]
     with _gunicorn("mailchat", command, env, workdir, port) as master:
-        yield Server("Mailchat", port, master, "/ws", f"http://127.0.0.1:{port}", tokens)
+        origin = f"http://127.0.0.1:{port}"
+        yield Server("Mailchat", port, master, "/ws", origin, tokens, [p.id for p in people])
 
 
 @contextmanager
 def peer(settings: Settings, workdir: Path, sockets: int) -> Iterator[Server]:
     """The Flask-SocketIO peer: the same gunicorn, gevent worker and single process."""
+    import importlib.util
+
+    if importlib.util.find_spec("flask_socketio") is None:
+        raise RuntimeError("the peer needs Flask-SocketIO: `make bench` installs '.[bench]'")
     raise_fd_limit()
     port = free_port()
     env = settings_environment(settings)
@@ -152,6 +160,7 @@ class Sockets:
         self.sockets: list[RawSocket] = []
         self.ready: set[int] = set()
         self.closes: Counter[int] = Counter()
+        self.advice: Counter[str] = Counter()  # Mailchat's advice/error frames, by why/code
         self.open_count = 0
         self.on_event: Callable[[int, dict[str, Any]], None] = lambda index, data: None
         self.on_ready: Callable[[int], None] = lambda index: None
@@ -210,6 +219,8 @@ class Sockets:
             elif kind == "ready":
                 self.ready.add(index)
                 self.on_ready(index)
+            elif kind in ("advice", "error"):
+                self.advice[f"{kind}:{frame.get('why') or frame.get('code')}"] += 1
             return
         if text.startswith("42"):  # a Socket.IO event: 42["bench", {...}]
             name, data = json.loads(text[2:])
