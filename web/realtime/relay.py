@@ -256,6 +256,9 @@ class Relay:
                 failures += 1
                 level = logging.WARNING if failures >= OUTAGE_AFTER_FAILURES else logging.DEBUG
                 log.log(level, "doorbell listener lost Redis (%r); retry in %.1fs", exc, backoff)
+                # Idle followers make no Redis call of their own, so they would not notice:
+                # wake them to re-read, which fails, and they advise their clients (1013).
+                self.wake_all()
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
