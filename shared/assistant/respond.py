@@ -31,6 +31,7 @@ from shared.assistant.ending import (
     end_question,
     fail_question,
 )
+from shared.assistant.llm import phrase
 from shared.core.events import EventType
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
@@ -191,7 +192,8 @@ def run_answer(
         except SearchTimedOut:
             fail_question(*ids, SEARCH_TIMED_OUT, attempt)
             return Outcome.FAILED
-        for event_type, part, data in answer_parts(draft):
+        phrasing = phrase(r, settings, asked, draft)  # the optional language model (llm.py)
+        for event_type, part, data in phrasing.parts(answer_parts(draft)):
             state = _state(r, settings, asked)
             if state is not None:
                 break
@@ -202,6 +204,5 @@ def run_answer(
         cancelled = {"cancelled": True, "answer": "", "citations": [], "search": {}}
         end_question(*ids, EventType.DONE, cancelled, attempt)
         return state
-    done = {"cancelled": False, **asdict(draft)}
-    end_question(*ids, EventType.DONE, done, attempt)
+    end_question(*ids, EventType.DONE, phrasing.done_data(), attempt)
     return Outcome.ANSWERED
