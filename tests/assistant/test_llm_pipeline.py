@@ -35,7 +35,9 @@ def test_the_models_reply_streams_through_worker_and_web(
             search_result_size=3,
         )
         iso.start_worker("llm-worker")
-        web = start_web(session_dir, {k: v for k, v in iso.env.items() if k.startswith("MAILCHAT_")})
+        web = start_web(
+            session_dir, {k: v for k, v in iso.env.items() if k.startswith("MAILCHAT_")}
+        )
         try:
             user = user_with_mailbox(iso.settings, tmp_path, name="llm", count=120)
             bearer = {"Authorization": f"Bearer {issue_token(iso.settings, user)}"}
