@@ -6,13 +6,22 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench eval clean
+.PHONY: run test lint bench eval clean llm
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The LLM tests' server (llama.cpp's, compiled from PyPI's source: ~10 CPU-minutes, once, as pip
+# caches the wheel). Without it those tests skip locally (and fail in CI).
+LLM_STAMP := $(VENV)/.llm-installed
+$(LLM_STAMP): pyproject.toml $(STAMP)
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PY) -m pip install --quiet -e '.[dev,llm]'
+	touch $(LLM_STAMP)
+
+llm: $(LLM_STAMP)
 
 run: $(STAMP)
 	$(PY) -m devtools.run

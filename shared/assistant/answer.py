@@ -135,7 +135,12 @@ def citation(hit: EmailHit) -> dict[str, Any]:
     }
 
 
-def answer_pieces(text: str, words_per_piece: int = 4) -> list[str]:
+# Words per ``delta``: big enough that an answer is a dozen events, not thirty-five
+# (each costs Redis round trips), small enough to render as it arrives.
+WORDS_PER_PIECE = 16
+
+
+def answer_pieces(text: str, words_per_piece: int = WORDS_PER_PIECE) -> list[str]:
     """Split an answer into the small ``delta`` pieces a client renders as they arrive.
 
     Joining the pieces gives back the text exactly (spaces and newlines kept).

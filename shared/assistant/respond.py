@@ -31,6 +31,7 @@ from shared.assistant.ending import (
     end_question,
     fail_question,
 )
+from shared.assistant.llm import phrase
 from shared.assistant.pipeline import Answered, answer_question
 from shared.core.events import EventType
 from shared.core.keys import RedisKeys
@@ -42,9 +43,6 @@ from shared.realtime.eventlog import EventLog, position_before
 log = logging.getLogger(__name__)
 
 DRAFT_TTL_SECONDS = 3600
-# Words per ``delta``: each event is a Redis round trip (plus the cancel check before it),
-# which is most of the assistant's own time; a line of an answer is one or two pieces.
-WORDS_PER_PIECE = 16
 
 
 class Outcome(StrEnum):
@@ -182,7 +180,7 @@ def answer_parts(draft: Draft) -> list[tuple[str, str, dict[str, Any]]]:
         (EventType.SEARCH, "search", {"search": draft.search}),
         (EventType.HITS, "hits", {"citations": draft.citations}),
     ]
-    for number, piece in enumerate(answer_pieces(draft.answer, WORDS_PER_PIECE)):
+    for number, piece in enumerate(answer_pieces(draft.answer)):
         parts.append((EventType.DELTA, f"delta:{number}", {"text": piece, "index": number}))
     return parts
 
@@ -219,7 +217,8 @@ def run_answer(
         except SearchTimedOut:
             fail_question(*ids, SEARCH_TIMED_OUT, attempt)
             return Outcome.FAILED
-        for event_type, part, data in answer_parts(draft):
+        phrasing = phrase(r, settings, asked, draft)  # the optional language model (llm.py)
+        for event_type, part, data in phrasing.parts(answer_parts(draft)):
             state = _state(r, settings, asked)
             if state is not None:
                 break
@@ -230,6 +229,5 @@ def run_answer(
         cancelled = {"cancelled": True, "answer": "", "citations": [], "search": {}}
         end_question(*ids, EventType.DONE, cancelled, attempt)
         return state
-    done = {"cancelled": False, **asdict(draft)}
-    end_question(*ids, EventType.DONE, done, attempt)
+    end_question(*ids, EventType.DONE, phrasing.done_data(), attempt)
     return Outcome.ANSWERED

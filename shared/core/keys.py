@@ -68,6 +68,14 @@ class RedisKeys:
         """
         return f"{stream_key}:draft:{answer_ref}"
 
+    def answer_phrasing(self, stream_key: str, answer_ref: str) -> str:
+        """String (JSON): an answer's final text pieces once the language model step settled them.
+
+        Stored once (``SET NX``) so every later run of the task emits the same text;
+        below the stream key like the draft, so delete-my-data removes it too.
+        """
+        return f"{stream_key}:phrasing:{answer_ref}"
+
     def answer_attempt(self, stream_key: str, client_message_id: str) -> str:
         """String: the current attempt of a question re-asked after a retryable error."""
         return f"{stream_key}:attempt:{client_message_id}"

@@ -36,22 +36,24 @@ ASSISTANT_ANSWER_SECONDS = Histogram(
     "Time to compute an answer (understanding, searches, composing), the search server's included.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-ASSISTANT_LLM_SECONDS = Histogram(
-    "assistant_llm_seconds",
-    "Time the optional LLM phrasing step took.",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
-)
-ASSISTANT_LLM_FALLBACKS = Counter(
-    "assistant_llm_fallbacks_total",
-    "Answers sent rule-based because the LLM step failed, by reason.",
-    ["reason"],
-)
 # The fixed vocabularies of the labels above (anything else is counted as "other").
 INTENTS = frozenset(
     {"find", "count", "summarize", "latest", "needs_reply", "unsubscribe", "attachments",
      "unsupported"}
 )  # fmt: skip
 RELAX_STEPS = frozenset({"window", "fuzzy", "drop_word", "any_words"})
+# Optional language-model phrasing (issue 12 item 6), counted in the worker that calls it.
+ASSISTANT_LLM_SECONDS = Histogram(
+    "assistant_llm_seconds",
+    "Time one call to the language model took (first byte to last, or until it failed).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0),
+)
+ASSISTANT_LLM_FALLBACKS = Counter(
+    "assistant_llm_fallbacks_total",
+    "Answers sent rule-based because the language model failed, by reason "
+    "(shared.assistant.llm.FallbackReason: error, timeout, empty, unavailable, interrupted).",
+    ["reason"],
+)
 MAIL_PARSE_WARNINGS = Counter(
     "mail_parse_warnings_total", "Emails indexed with parse warnings (decoded as far as possible)."
 )

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shared.core.settings_llm import LlmSettings
+
 
 @dataclass(frozen=True)
-class LimitsSyncAndOperationsSettings:
+class LimitsSyncAndOperationsSettings(LlmSettings):  # the model's settings: settings_llm.py
     # Rate limits (issue 10), in the syntax of the `limits` package ("N per minute;M per hour").
     login_rate_limit: str = field(
         default="30 per minute", metadata={"doc": "Login attempts one IP address may make"}
