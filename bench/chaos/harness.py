@@ -21,7 +21,8 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,33 @@ def chaos_settings(settings: Settings, **overrides: Any) -> Settings:
     import dataclasses
 
     return dataclasses.replace(settings, **{**CHAOS_SETTINGS, **overrides})
+
+
+@contextmanager
+def chaos_servers(workdir: Path, key_prefix: str) -> Iterator[Settings]:
+    """Fresh Redis (AOF, ``appendfsync always``: see redis_restart.py) and noida-db servers
+    for ``make chaos``, with the settings pointing at them."""
+    from devtools.servers import free_port, start_noida_elasticsearch, start_redis
+    from shared.core.clients import get_elasticsearch
+    from shared.index.template import bootstrap
+
+    redis_server = start_redis(workdir / "redis", appendfsync="always")
+    try:
+        es_server = start_noida_elasticsearch(workdir / "elasticsearch")
+        try:
+            settings = Settings.from_env(
+                data_dir=str(workdir / "data"),
+                web_port=free_port(),
+                key_prefix=key_prefix,
+                redis_url=redis_server.url,
+                elasticsearch_url=es_server.url,
+            ).with_secret_key()
+            bootstrap(get_elasticsearch(settings), settings)
+            yield settings
+        finally:
+            es_server.stop()
+    finally:
+        redis_server.stop()
 
 
 # --- people and conversations ------------------------------------------------------------
