@@ -73,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             seconds = time.monotonic() - started
             shutil.copy(result.history, keep / result.history.name)
             result.history = keep / result.history.name
+            logs = keep / f"{name}-logs"  # every process's log, to read an anomaly afterwards
+            logs.mkdir(exist_ok=True)
+            for log in Path(tmp).rglob("*.log"):
+                shutil.copy(log, logs / f"{log.parent.name}-{log.name}")
         print("\n".join(result.lines()), flush=True)
         anomalies += not result.ok
         results += figures(result, seconds)

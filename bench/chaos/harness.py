@@ -562,6 +562,34 @@ class Sweeper(threading.Thread):
                 pass
 
 
+class Backlog(threading.Thread):
+    """Samples the delivery queue's length and the outbox's size every second: a backlog
+    that grows after the faults stopped is a retry storm, not a slow machine."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(name="backlog", daemon=True)
+        self.settings = settings
+        self.stop = threading.Event()
+        self.samples: list[tuple[int, int]] = []  # (queued tasks, pending deliveries)
+
+    def run(self) -> None:
+        from shared.core.keys import RedisKeys
+        from shared.core.task_names import QUEUE_DELIVERY
+
+        outbox = RedisKeys(self.settings.key_prefix).delivery_outbox()
+        r = get_redis(self.settings)
+        while not self.stop.wait(1.0):
+            try:
+                self.samples.append((int(r.llen(QUEUE_DELIVERY)), int(r.hlen(outbox))))
+            except redis.RedisError:
+                continue
+
+    def figures(self) -> dict[str, Any]:
+        queued = [q for q, _ in self.samples] or [0]
+        pending = [p for _, p in self.samples] or [0]
+        return {"max queued delivery tasks": max(queued), "max pending deliveries": max(pending)}
+
+
 def wait_all_received(
     producer: Producer, followers: list[Follower], settings: Settings, timeout: float
 ) -> float:
@@ -625,6 +653,18 @@ def judge(name: str, path: Path, figures: dict[str, Any], problems: list[str]) -
     if not verdict.faults:
         problems.append("no fault was injected: the run proves nothing")
     return Result(name, path, verdict, figures, problems)
+
+
+def together(*starts: Callable[[], Any]) -> list[Any]:
+    """Run slow starters (gunicorn, Celery workers) at once; their results in order.
+
+    Each waits for its process to answer, mostly idle time: side by side the
+    stack is up in the time of the slowest, not the sum (the test subset's budget)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(starts)) as pool:
+        futures = [pool.submit(start) for start in starts]
+        return [future.result() for future in futures]
 
 
 def bounded(seconds: float) -> Callable[[], bool]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.chaos.harness import (
+    Backlog,
     Producer,
     Result,
     SupervisedWorker,
@@ -35,6 +36,7 @@ from bench.chaos.harness import (
     make_person,
     start_followers,
     stop_all,
+    together,
     wait_all_received,
 )
 from bench.chaos.history import History
@@ -80,15 +82,19 @@ def run(settings: Settings, workdir: Path, params: Params = Params()) -> Result:
     worker: SupervisedWorker | None = None
     followers = []
     sweeper = Sweeper(settings)
+    backlog = Backlog(settings)
     try:
-        web = start_web(workdir, env)
-        worker = SupervisedWorker(settings, workdir / "redis-worker.log", env)
+        web, worker = together(
+            lambda: start_web(workdir, env),
+            lambda: SupervisedWorker(settings, workdir / "redis-worker.log", env),
+        )
         person = make_person(settings, params.conversations)
         followers = start_followers(
             web.base, person, history, websockets=params.websockets, sse=True
         )
         producer = Producer(settings, person, history, params.deliveries, params.rate)
         sweeper.start()
+        backlog.start()
         producer.start()
         run_seconds = params.deliveries / params.rate
         restarts = 0
@@ -118,6 +124,7 @@ def run(settings: Settings, workdir: Path, params: Params = Params()) -> Result:
             "resets": sum(f.resets for f in followers),
             "worker exits (restarted)": worker.exits,
             "all received after s": round(settled, 1),
+            **backlog.figures(),
         }
         problems = []
         if not mid_traffic:
@@ -126,6 +133,7 @@ def run(settings: Settings, workdir: Path, params: Params = Params()) -> Result:
             problems.append("no client was cut off: Redis was not down while they followed")
     finally:
         sweeper.stop.set()
+        backlog.stop.set()
         stop_all(followers)
         if worker is not None:
             worker.shutdown()

@@ -40,6 +40,7 @@ from bench.chaos.harness import (
     http_json,
     judge,
     make_person,
+    together,
 )
 from bench.chaos.history import History
 from devtools.demo_mailbox import write_mbox
@@ -132,6 +133,7 @@ def indexed(settings: Settings, user_id: str, size: int) -> list[str]:
 
 def count(settings: Settings, user_id: str) -> int:
     try:
+        get_elasticsearch(settings).indices.refresh(index=settings.index_alias)
         found = get_elasticsearch(settings).count(
             index=settings.index_alias, query={"term": {"owner_id": user_id}}
         )
@@ -158,8 +160,10 @@ def run(settings: Settings, workdir: Path, params: Params = Params()) -> Result:
     figures: dict[str, Any] = {}
     problems: list[str] = []
     try:
-        web = start_web(workdir, env)
-        worker = SupervisedWorker(settings, workdir / "search-down-worker.log", env)
+        web, worker = together(
+            lambda: start_web(workdir, env),
+            lambda: SupervisedWorker(settings, workdir / "search-down-worker.log", env),
+        )
         person = make_person(settings, 1)
         mbox = workdir / "chaos.mbox"
         write_mbox(

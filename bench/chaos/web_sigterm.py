@@ -34,6 +34,7 @@ from bench.chaos.harness import (
     start_followers,
     start_nginx,
     stop_all,
+    together,
     wait_all_received,
 )
 from bench.chaos.history import History
@@ -95,7 +96,7 @@ def run(settings: Settings, workdir: Path, params: Params = Params()) -> Result:
     followers = []
     loaders: list[Loader] = []
     try:
-        webs = [start_web(workdir, env) for _ in range(2)]
+        webs = together(lambda: start_web(workdir, env), lambda: start_web(workdir, env))
         proxy = start_nginx(workdir, [web.port for web in webs])
         person = make_person(settings, params.conversations)
         followers = start_followers(

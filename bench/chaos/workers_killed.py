@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.chaos.harness import (
+    Backlog,
     Producer,
     Result,
     SupervisedWorker,
@@ -29,6 +30,7 @@ from bench.chaos.harness import (
     make_person,
     start_followers,
     stop_all,
+    together,
     wait_all_received,
 )
 from bench.chaos.history import History
@@ -58,19 +60,27 @@ def run(settings: Settings, workdir: Path, params: Params = Params()) -> Result:
     env = child_env(settings)
     path = workdir / f"{NAME}.jsonl"
     history = History(path)
-    web = start_web(workdir, env)
+    web = None
     workers: list[SupervisedWorker] = []
     followers = []
     sweeper = Sweeper(settings)
+    backlog = Backlog(settings)
     kills = 0
     try:
-        workers = [SupervisedWorker(settings, workdir / f"worker-{n}.log", env) for n in range(2)]
+        web, *workers = together(
+            lambda: start_web(workdir, env),
+            *(
+                lambda n=n: SupervisedWorker(settings, workdir / f"worker-{n}.log", env)
+                for n in range(2)
+            ),
+        )
         person = make_person(settings, params.conversations)
         followers = start_followers(
             web.base, person, history, websockets=params.websockets, sse=True
         )
         producer = Producer(settings, person, history, params.deliveries, params.rate)
         sweeper.start()
+        backlog.start()
         started = time.monotonic()
         producer.start()
         while producer.is_alive():
@@ -92,13 +102,16 @@ def run(settings: Settings, workdir: Path, params: Params = Params()) -> Result:
             "followers": len(followers),
             "produced in s": round(produced, 1),
             "all received after s": round(settled, 1),
+            **backlog.figures(),
         }
         problems = [] if kills else ["no worker was killed while delivering"]
     finally:
         sweeper.stop.set()
+        backlog.stop.set()
         stop_all(followers)
         for worker in workers:
             worker.shutdown()
-        web.stop()
+        if web is not None:
+            web.stop()
         history.close()
     return judge(NAME, path, figures, problems)
