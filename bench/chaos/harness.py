@@ -11,6 +11,7 @@ sees what the transport really delivered.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -64,7 +65,7 @@ CHAOS_SETTINGS: dict[str, Any] = {
     # Redelivery and the outbox within seconds, not the production hour and two minutes:
     # the faults come every few seconds and the run is bounded.
     "broker_visibility_timeout_seconds": 5,
-    "delivery_redeliver_after_seconds": 4,
+    "delivery_redeliver_after_seconds": 8,
     "sse_ping_seconds": 1,  # a follower notices a dead stream within a second
     "ws_ping_seconds": 5,
     "retention_days": 0,  # keep every generated email: the counts must match exactly
@@ -515,6 +516,9 @@ class Producer(threading.Thread):
         from celery_app import create_celery
 
         celery = create_celery(self.settings, with_tasks=False)
+        # No result is awaited (the web does the same): no result-store subscription that
+        # a Redis restart would break.
+        send_task = functools.partial(celery.send_task, ignore_result=True)
         r = get_redis(self.settings)
         conversations = self.person.conversations
         started = time.monotonic()
@@ -532,7 +536,7 @@ class Producer(threading.Thread):
                 if self.direct:
                     deliver(r, self.settings, delivery)
                 else:
-                    enqueue_delivery(celery.send_task, r, self.settings, delivery)
+                    enqueue_delivery(send_task, r, self.settings, delivery)
             except Exception:  # noqa: BLE001 - Redis or the broker down: indeterminate
                 self.refused += 1
             else:
@@ -557,7 +561,7 @@ class Sweeper(threading.Thread):
         celery = create_celery(self.settings, with_tasks=False)
         while not self.stop.wait(self.seconds):
             try:
-                celery.send_task(DELIVERY_SWEEP_OUTBOX)
+                celery.send_task(DELIVERY_SWEEP_OUTBOX, ignore_result=True)
             except Exception:  # noqa: BLE001, S110 - the broker is down: next time
                 pass
 
