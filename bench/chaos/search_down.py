@@ -126,7 +126,7 @@ def indexed(settings: Settings, user_id: str, size: int) -> list[str]:
         index=settings.index_alias,
         query={"term": {"owner_id": user_id}},
         size=size,
-        source=["message_id"],
+        source_includes=["message_id"],
     )
     return [str(hit["_source"].get("message_id", "")) for hit in found["hits"]["hits"]]
 
