@@ -24,21 +24,23 @@ from pathlib import Path
 from typing import Any
 
 from bench.chaos.harness import (
-    Person,
-    Producer,
     Result,
     chaos_settings,
     child_env,
-    http_json,
     judge,
-    make_person,
-    start_followers,
     start_nginx,
-    stop_all,
     together,
-    wait_all_received,
 )
 from bench.chaos.history import History
+from bench.chaos.traffic import (
+    Person,
+    Producer,
+    http_json,
+    make_person,
+    start_followers,
+    stop_all,
+    wait_all_received,
+)
 from shared.core.settings import Settings
 from tests.live import WebInstance, start_web
 
