@@ -319,9 +319,3 @@ def together(*starts: Callable[[], Any]) -> list[Any]:
     with ThreadPoolExecutor(len(starts)) as pool:
         futures = [pool.submit(start) for start in starts]
         return [future.result() for future in futures]
-
-
-def bounded(seconds: float) -> Callable[[], bool]:
-    """A deadline check: ``while within(): ...`` never loops past ``seconds``."""
-    deadline = time.monotonic() + seconds
-    return lambda: time.monotonic() < deadline
