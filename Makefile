@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench eval clean llm
+.PHONY: run test lint bench chaos eval clean llm
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 
 bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) -m bench
+
+chaos: $(STAMP)  # faults injected into the real stack, judged from its history (README "Chaos")
+	$(PY) -m bench.chaos
 
 eval: $(STAMP)
 	$(PY) -m bench.eval

@@ -105,8 +105,13 @@ def _wait_until(server: LocalServer, ready: Callable[[], bool], timeout: float) 
     raise ServerStartError(f"{server.name} did not become ready in {timeout:.0f}s:\n{tail}")
 
 
-def start_redis(data_dir: Path, port: int = 0, *, appendonly: bool = True) -> LocalServer:
-    """A real redis-server with AOF persistence into ``data_dir``."""
+def start_redis(
+    data_dir: Path, port: int = 0, *, appendonly: bool = True, appendfsync: str | None = None
+) -> LocalServer:
+    """A real redis-server with AOF persistence into ``data_dir``.
+
+    ``appendfsync`` (``always``, ``everysec``, ``no``) overrides Redis's default
+    (``everysec``); the chaos suite runs ``always`` (README "Chaos")."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log_path = data_dir / "redis.log"
@@ -127,6 +132,8 @@ def start_redis(data_dir: Path, port: int = 0, *, appendonly: bool = True) -> Lo
         "--logfile",
         "",
     ]
+    if appendfsync:
+        command += ["--appendfsync", appendfsync]
     with open(log_path, "ab") as sink:
         process = subprocess.Popen(
             command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
