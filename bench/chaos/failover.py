@@ -73,6 +73,8 @@ class Follower:
     resets: int = 0
     errors: list[str] = field(default_factory=list)
     last_id: str = "0"
+    # The control: a client that wrongly resumes from the start; the checker must see doubles.
+    forgets_position: bool = False
 
     def start(self) -> threading.Thread:
         self.history.follows(self.name, self.stream)
@@ -105,7 +107,7 @@ class Follower:
                         "type": "resume",
                         "conversation_id": self.conversation_id,
                         "epoch": self.epoch,
-                        "after": self.last_id,
+                        "after": "0" if self.forgets_position else self.last_id,
                     }
                 )
             )

@@ -25,52 +25,28 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import secrets
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from bench.chaos.failover import Follower, Producer
 from bench.chaos.history import History, Verdict, check, read
-from bench.chaos.topology import Host, Topology
+from bench.chaos.hosts import ORIGIN, WEB_PORT, stack
+from bench.chaos.topology import Topology
 from bench.results import Figure, report
-from celery_app import create_celery, worker_command
-from devtools.run import PROJECT_ROOT, settings_environment
-from devtools.servers import start_noida_elasticsearch, start_redis
-from shared.core.clients import get_elasticsearch
+from celery_app import create_celery
 from shared.core.settings import Settings
 from shared.identity.users import create_user, issue_token
-from shared.index.template import bootstrap
 from shared.realtime.conversations import claim_conversation
 from shared.realtime.eventlog import EventLog
 
-REDIS_PORT, SEARCH_PORT, WEB_PORT = 6379, 9200, 8000  # every host has its own ports
-ORIGIN = "http://mailchat.netns"  # the page the followers' sockets claim to come from
-# Shortened for the run, so a cut of 20 s shows redelivery within it: a task a worker
-# holds unacknowledged is handed to another after 8 s (production: an hour, because
-# sync tasks run that long; no sync runs here), and beat re-sends a delivery still
-# unsettled after 6 s every 2 s (production: 120 s and 30 s).
-RUN_SETTINGS: dict[str, Any] = {
-    "broker_visibility_timeout_seconds": 8,
-    "delivery_redeliver_after_seconds": 6.0,
-    "delivery_sweep_seconds": 2.0,
-    "ws_allowed_origins": ORIGIN,
-    "web_port": WEB_PORT,
-    "web_workers": 1,
-    "worker_concurrency": 2,
-}
 UNACKED, UNACKED_INDEX = "unacked", "unacked_index"  # kombu's Redis transport, default keys
 
 
@@ -84,6 +60,11 @@ class Plan:
     conversations: int = 6
     burst: int = 30  # deliveries per second, in one burst
     drain_seconds: float = 40.0  # at most this long for every acked event to arrive
+    # A task held unacknowledged this long by a worker is handed to another (production:
+    # an hour, since sync tasks run that long; no sync runs here). Below the cut, so the
+    # cut shows redelivery while web1 is still away.
+    visibility_timeout_seconds: int = 8
+    control: bool = True  # one more follower that resumes wrongly, in its own history
 
 
 @dataclass
@@ -95,109 +76,6 @@ class CutLog:
     restored_at: float = 0.0
     held: frozenset[str] = frozenset()  # delivery tags web1's worker held unacknowledged
     redelivered: frozenset[str] = frozenset()  # of those, handed back before the link returned
-
-
-def _stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM every process group at once, then SIGKILL whatever is still there after 15 s."""
-    for process in processes:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for process in processes:
-        try:
-            process.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def _spawn(host: Host, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as sink:
-        return subprocess.Popen(
-            host.command(*argv),
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: its server exited:\n{log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} never answered:\n{log.read_text()[-2000:]}")
-
-
-@contextlib.contextmanager
-def stack(net: Topology, workdir: Path) -> Iterator[Settings]:
-    """Servers on data, web + worker on web1 and web2, beat on data; stopped on the way out."""
-    data = net["data"]
-    servers = [
-        start_redis(workdir / "redis", REDIS_PORT, host=data.address, command_prefix=data.command())
-    ]
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        servers.append(
-            start_noida_elasticsearch(
-                workdir / "search", SEARCH_PORT, host=data.address, command_prefix=data.command()
-            )
-        )
-        settings = Settings.from_env(
-            redis_url=servers[0].url,
-            elasticsearch_url=servers[1].url,
-            data_dir=str(workdir / "root"),
-            secret_key=secrets.token_urlsafe(32),
-            **RUN_SETTINGS,
-        )
-        bootstrap(get_elasticsearch(settings), settings)
-        env = settings_environment(settings)
-        for name in ("web1", "web2"):
-            host = net[name]
-            host_env = {
-                **env,
-                "MAILCHAT_WEB_HOST": host.address,
-                "MAILCHAT_DATA_DIR": str(workdir / name),
-            }
-            (workdir / name).mkdir()
-            command = worker_command(
-                concurrency=settings.worker_concurrency, loglevel="INFO", hostname=f"{name}@mc"
-            )
-            processes.append(_spawn(host, command, host_env, workdir / f"{name}-worker.log"))
-            gunicorn = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"]
-            processes.append(_spawn(host, gunicorn, host_env, workdir / f"{name}-web.log"))
-        beat = [sys.executable, "-m", "celery", "-A", "celery_app", "beat", "--loglevel=INFO"]
-        beat.append(f"--schedule={workdir / 'celerybeat-schedule'}")
-        processes.append(_spawn(data, beat, env, workdir / "beat.log"))
-        for number, name in enumerate(("web1", "web2")):
-            log = workdir / f"{name}-web.log"
-            _wait_http(f"http://{net[name].address}:{WEB_PORT}/healthz", processes[number * 2 + 1], log, 60)
-        _wait_workers(settings, {"web1@mc", "web2@mc"}, 60)
-        yield settings
-    finally:
-        _stop_all(processes)
-        for server in servers:
-            server.stop()
-
-
-def _wait_workers(settings: Settings, names: set[str], timeout: float) -> None:
-    client = create_celery(settings, with_tasks=False)
-    deadline = time.monotonic() + timeout
-    seen: set[str] = set()
-    while time.monotonic() < deadline:
-        for reply in client.control.ping(timeout=1.0):
-            seen.update(reply)
-        if names <= seen:
-            return
-    raise RuntimeError(f"workers never answered: {sorted(names - seen)}")
 
 
 def _people(settings: Settings, r: redis.Redis, count: int) -> list[tuple[str, str, str, str]]:
@@ -222,7 +100,8 @@ def _watch_cut(r: redis.Redis, net: Topology, cut: CutLog, plan: Plan) -> None:
     held = {str(tag) for tag in r.zrangebyscore(UNACKED_INDEX, 0, cut.at_wall)}
     cut.held = frozenset(held & {str(tag) for tag in r.hkeys(UNACKED)})
     time.sleep(max(0.0, cut.at + plan.cut_seconds - time.monotonic() - 0.2))
-    still = {str(tag): float(score) for tag, score in r.zrange(UNACKED_INDEX, 0, -1, withscores=True)}
+    scored = cast(list[tuple[str, float]], r.zrange(UNACKED_INDEX, 0, -1, withscores=True))
+    still = {str(tag): float(score) for tag, score in scored}
     cut.redelivered = frozenset(t for t in cut.held if still.get(t, cut.at_wall + 1) > cut.at_wall)
     net.restore("web1")
     cut.restored_at = time.monotonic()
@@ -241,16 +120,40 @@ def traffic(settings: Settings, net: Topology, workdir: Path, plan: Plan) -> dic
         for home in (0, 1):
             name = f"c{number}-home-web{home + 1}"
             followers.append(
-                Follower(name, webs, home, ORIGIN, token, conversation_id, stream, epoch, history, stop)
+                Follower(
+                    name, webs, home, ORIGIN, token, conversation_id, stream, epoch, history, stop
+                )
             )
-    threads = [follower.start() for follower in followers]
+    control_history = History(workdir / "control.jsonl")
+    everyone = list(followers)
+    if plan.control:
+        first = followers[0]
+        control = Follower(
+            "control-resumes-from-start",
+            webs,
+            0,
+            ORIGIN,
+            first.token,
+            first.conversation_id,
+            first.stream,
+            first.epoch,
+            control_history,
+            stop,
+            forgets_position=True,
+        )
+        everyone.append(control)
+    threads = [follower.start() for follower in everyone]
     deadline = time.monotonic() + 30
-    while not all(f.connections for f in followers) and time.monotonic() < deadline:
+    while not all(f.connections for f in everyone) and time.monotonic() < deadline:
         time.sleep(0.1)
     celery = create_celery(settings, with_tasks=False)
     producer = Producer(
-        celery.send_task, r, settings, [(f.conversation_id, f.stream) for f in followers[::2]],
-        history, plan.burst,
+        celery.send_task,
+        r,
+        settings,
+        [(f.conversation_id, f.stream) for f in followers[::2]],
+        history,
+        plan.burst,
     )
     cut = CutLog()
     cut_after = int(plan.before_seconds)
@@ -271,8 +174,11 @@ def traffic(settings: Settings, net: Topology, workdir: Path, plan: Plan) -> dic
     for thread in threads:
         thread.join(10)
     history.close()
+    control_history.close()
     return {
         "verdict": check(read(history.path)),
+        # The control's history gets the producer's records too, so it is judged like the rest.
+        "control": check(read(history.path, control_history.path)) if plan.control else None,
         "followers": followers,
         "producer": producer,
         "cut": cut,
@@ -297,16 +203,40 @@ def figures(outcome: dict[str, Any], plan: Plan, run_seconds: float) -> list[Fig
             failovers.append(moved[0].ready_at - cut.at)
     zero = "0"
     return [
-        Figure("netns.deliveries_acked", verdict.acked, "deliveries", detail={"received": verdict.received, "indeterminate": verdict.indeterminate}),
-        Figure("netns.lost", len(verdict.lost), "events", aim=zero, detail={"first": verdict.lost[:5]}),
-        Figure("netns.doubled", len(verdict.doubled), "events", aim=zero, detail={"first": verdict.doubled[:5]}),
+        Figure(
+            "netns.deliveries_acked",
+            verdict.acked,
+            "deliveries",
+            detail={"received": verdict.received, "indeterminate": verdict.indeterminate},
+        ),
+        Figure(
+            "netns.lost", len(verdict.lost), "events", aim=zero, detail={"first": verdict.lost[:5]}
+        ),
+        Figure(
+            "netns.doubled",
+            len(verdict.doubled),
+            "events",
+            aim=zero,
+            detail={"first": verdict.doubled[:5]},
+        ),
         Figure("netns.out_of_order", len(verdict.out_of_order), "events", aim=zero),
         Figure("netns.phantom", len(verdict.phantom), "events", aim=zero),
         Figure("netns.clients_failed_over", len(failovers), "clients", aim=f"all {len(cut_off)}"),
         Figure("netns.failover_p50", statistics.median(failovers) if failovers else None, "s"),
         Figure("netns.failover_max", max(failovers) if failovers else None, "s"),
         Figure("netns.web1_tasks_held_at_cut", len(cut.held), "tasks"),
-        Figure("netns.web1_tasks_redelivered_during_cut", len(cut.redelivered), "tasks", aim=f"all {len(cut.held)}"),
+        Figure(
+            "netns.web1_tasks_redelivered_during_cut",
+            len(cut.redelivered),
+            "tasks",
+            aim=f"all {len(cut.held)}",
+        ),
+        Figure(
+            "netns.control_doubled",
+            len(outcome["control"].doubled) if outcome["control"] else None,
+            "events",
+            aim="> 0: a client resuming from the start is caught",
+        ),
         Figure("netns.drain_after_traffic", outcome["drain_seconds"], "s"),
         Figure("netns.cut", plan.cut_seconds, "s"),
         Figure("netns.run", run_seconds, "s", aim="< 180"),
@@ -320,14 +250,17 @@ def run(plan: Plan, workdir: Path | None = None) -> tuple[list[Figure], dict[str
         if workdir is None:
             workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="mc-netns-")))
         net = cleanup.enter_context(Topology(["data", "web1", "web2"]))
-        settings = cleanup.enter_context(stack(net, workdir))
+        settings = cleanup.enter_context(stack(net, workdir, plan.visibility_timeout_seconds))
         outcome = traffic(settings, net, workdir, plan)
+        outcome["run_id"] = net.run_id
     return figures(outcome, plan, time.monotonic() - started), outcome
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cut", type=float, default=Plan.cut_seconds, help="seconds web1 is cut off")
+    parser.add_argument(
+        "--cut", type=float, default=Plan.cut_seconds, help="seconds web1 is cut off"
+    )
     parser.add_argument("--workdir", type=Path, help="keep logs and the history here")
     parser.add_argument("--json", default="bench-results.json", help="where the figures go")
     args = parser.parse_args(argv)
@@ -338,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     verdict: Verdict = outcome["verdict"]
     print(verdict.summary())
     print(json.dumps({"drained": outcome["drained"]}))
-    return 0 if verdict.ok and outcome["drained"] else 1
+    control: Verdict | None = outcome["control"]
+    caught = control is None or bool(control.doubled)
+    return 0 if verdict.ok and outcome["drained"] and caught else 1
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "mc-"
 OWNERS_DIR = Path("/run/mailchat-netns")  # one file per live run: its id, holding its pid
-SUBNETS = ipaddress.ip_network("10.231.0.0/16")  # a /24 of it per run, one not yet routed
+SUBNETS = ipaddress.IPv4Network("10.231.0.0/16")  # a /24 of it per run, one not yet routed
 
 
 class TopologyError(RuntimeError):
@@ -173,7 +173,7 @@ def _free_subnet() -> ipaddress.IPv4Network:
     for line in ip("-4", "route", "show").stdout.splitlines():
         target = line.split()[0]
         if target != "default":
-            routed.append(ipaddress.ip_network(target, strict=False))
+            routed.append(ipaddress.IPv4Network(target, strict=False))
     candidates = list(SUBNETS.subnets(new_prefix=24))
     start = secrets.randbelow(len(candidates))
     for subnet in candidates[start:] + candidates[:start]:
