@@ -23,6 +23,7 @@ History: nothing acknowledged lost, nothing doubled, nothing out of order.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import secrets
@@ -74,7 +75,9 @@ class CutLog:
     at: float = 0.0
     at_wall: float = 0.0
     restored_at: float = 0.0
+    restored_at_wall: float = 0.0
     held: frozenset[str] = frozenset()  # delivery tags web1's worker held unacknowledged
+    held_messages: frozenset[str] = frozenset()  # the History's names of their deliveries
     redelivered: frozenset[str] = frozenset()  # of those, handed back before the link returned
 
 
@@ -99,12 +102,28 @@ def _watch_cut(r: redis.Redis, net: Topology, cut: CutLog, plan: Plan) -> None:
     time.sleep(2.0)  # web2's worker acknowledges its own tasks in milliseconds; web1's stay
     held = {str(tag) for tag in r.zrangebyscore(UNACKED_INDEX, 0, cut.at_wall)}
     cut.held = frozenset(held & {str(tag) for tag in r.hkeys(UNACKED)})
+    cut.held_messages = frozenset(_message_of(raw) for raw in r.hmget(UNACKED, sorted(cut.held)))
     time.sleep(max(0.0, cut.at + plan.cut_seconds - time.monotonic() - 0.2))
     scored = cast(list[tuple[str, float]], r.zrange(UNACKED_INDEX, 0, -1, withscores=True))
     still = {str(tag): float(score) for tag, score in scored}
     cut.redelivered = frozenset(t for t in cut.held if still.get(t, cut.at_wall + 1) > cut.at_wall)
     net.restore("web1")
-    cut.restored_at = time.monotonic()
+    cut.restored_at, cut.restored_at_wall = time.monotonic(), time.time()
+
+
+def _message_of(unacked: bytes | str | None) -> str:
+    """The History name of the delivery in a kombu ``unacked`` entry (Celery protocol 2)."""
+    if unacked is None:
+        return ""
+    payload = json.loads(unacked)[0]
+    _, kwargs, _ = json.loads(base64.b64decode(payload["body"]))
+    return str(kwargs.get("data", {}).get("message", ""))
+
+
+def received_before(history: list[dict[str, Any]], messages: frozenset[str], t: float) -> int:
+    """How many of ``messages`` some follower received before wall time ``t``."""
+    early = {r["message"] for r in history if r["op"] == "received" and r["t"] < t}
+    return len(messages & early)
 
 
 def traffic(settings: Settings, net: Topology, workdir: Path, plan: Plan) -> dict[str, Any]:
@@ -175,8 +194,12 @@ def traffic(settings: Settings, net: Topology, workdir: Path, plan: Plan) -> dic
         thread.join(10)
     history.close()
     control_history.close()
+    records = read(history.path)
     return {
-        "verdict": check(read(history.path)),
+        "verdict": check(records),
+        "held_arrived_during_cut": received_before(
+            records, cut.held_messages, cut.restored_at_wall
+        ),
         # The control's history gets the producer's records too, so it is judged like the rest.
         "control": check(read(history.path, control_history.path)) if plan.control else None,
         "followers": followers,
@@ -230,6 +253,12 @@ def figures(outcome: dict[str, Any], plan: Plan, run_seconds: float) -> list[Fig
             len(cut.redelivered),
             "tasks",
             aim=f"all {len(cut.held)}",
+        ),
+        Figure(
+            "netns.web1_tasks_delivered_during_cut",
+            outcome["held_arrived_during_cut"],
+            "tasks",
+            aim=f"all {len(cut.held)}, before web1 is back",
         ),
         Figure(
             "netns.control_doubled",
