@@ -27,7 +27,9 @@ import base64
 import contextlib
 import json
 import secrets
+import signal
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -293,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep logs and the history here")
     parser.add_argument("--json", default="bench-results.json", help="where the figures go")
     args = parser.parse_args(argv)
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the hosts and their processes go.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
     found, outcome = run(Plan(cut_seconds=args.cut), args.workdir)
