@@ -9,7 +9,7 @@ namespaces). The topology (``bench.chaos.topology``), made and removed by the ru
 
 Deliveries flow into conversations in bursts; every conversation has one
 follower homed on each web host, following over WebSocket and recording into
-the History. Mid-traffic, right after a burst (so each worker holds tasks it
+the History. Mid-traffic, in the middle of a burst (so each worker holds tasks it
 has not acknowledged), web1's cable is pulled. Its followers notice the
 missing pong, reconnect to web2 and resume with their last event id; the
 tasks web1's worker held come back to the queue when their visibility
@@ -41,11 +41,12 @@ import redis
 
 from bench.chaos.failover import Follower, Producer
 from bench.chaos.history import History, Verdict, check, read
-from bench.chaos.hosts import ORIGIN, WEB_PORT, stack
+from bench.chaos.hosts import ORIGIN, RUN_SETTINGS, WEB_PORT, stack
 from bench.chaos.topology import Topology
 from bench.results import Figure, report
 from celery_app import create_celery
 from shared.core.settings import Settings
+from shared.core.task_names import DELIVERY_DELIVER
 from shared.identity.users import create_user, issue_token
 from shared.realtime.conversations import claim_conversation
 from shared.realtime.eventlog import EventLog
@@ -81,6 +82,7 @@ class CutLog:
     held: frozenset[str] = frozenset()  # delivery tags web1's worker held unacknowledged
     held_messages: frozenset[str] = frozenset()  # the History's names of their deliveries
     redelivered: frozenset[str] = frozenset()  # of those, handed back before the link returned
+    error: str = ""  # what went wrong watching the cut (the link was restored regardless)
 
 
 def _people(settings: Settings, r: redis.Redis, count: int) -> list[tuple[str, str, str, str]]:
@@ -99,18 +101,35 @@ def _people(settings: Settings, r: redis.Redis, count: int) -> list[tuple[str, s
 
 def _watch_cut(r: redis.Redis, net: Topology, cut: CutLog, plan: Plan) -> None:
     """Cut web1, note the tasks its worker holds, see them handed back, restore the link."""
+    # A worker holds at most its prefetch count (one task per process) unacknowledged, so
+    # once more than that are, web1's worker holds some: cut then (or after 3 s regardless).
+    most_one_worker_holds = RUN_SETTINGS["worker_concurrency"]
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline and r.zcard(UNACKED_INDEX) <= most_one_worker_holds:
+        time.sleep(0.002)
     net.cut("web1")
     cut.at, cut.at_wall = time.monotonic(), time.time()
-    time.sleep(2.0)  # web2's worker acknowledges its own tasks in milliseconds; web1's stay
-    held = {str(tag) for tag in r.zrangebyscore(UNACKED_INDEX, 0, cut.at_wall)}
-    cut.held = frozenset(held & {str(tag) for tag in r.hkeys(UNACKED)})
-    cut.held_messages = frozenset(_message_of(raw) for raw in r.hmget(UNACKED, sorted(cut.held)))
-    time.sleep(max(0.0, cut.at + plan.cut_seconds - time.monotonic() - 0.2))
-    scored = cast(list[tuple[str, float]], r.zrange(UNACKED_INDEX, 0, -1, withscores=True))
-    still = {str(tag): float(score) for tag, score in scored}
-    cut.redelivered = frozenset(t for t in cut.held if still.get(t, cut.at_wall + 1) > cut.at_wall)
-    net.restore("web1")
-    cut.restored_at, cut.restored_at_wall = time.monotonic(), time.time()
+    try:
+        # web2's worker acknowledges its own tasks in milliseconds, web1's stay (until the
+        # visibility timeout, which must be longer than this look).
+        time.sleep(1.0)
+        held = {str(tag) for tag in r.zrangebyscore(UNACKED_INDEX, 0, cut.at_wall)}
+        cut.held = frozenset(held & {str(tag) for tag in r.hkeys(UNACKED)})
+        entries = r.hmget(UNACKED, sorted(cut.held)) if cut.held else []
+        messages = {_message_of(raw) for raw in entries}
+        cut.held_messages = frozenset(messages - {""})  # beat's sweeps carry no delivery
+        time.sleep(max(0.0, cut.at + plan.cut_seconds - time.monotonic() - 0.2))
+        scored = cast(list[tuple[str, float]], r.zrange(UNACKED_INDEX, 0, -1, withscores=True))
+        still = {str(tag): float(score) for tag, score in scored}
+        cut.redelivered = frozenset(
+            tag for tag in cut.held if still.get(tag, cut.at_wall + 1) > cut.at_wall
+        )
+    except Exception as exc:  # noqa: BLE001 - reported in the outcome; the link comes back anyway
+        cut.error = f"{type(exc).__name__}: {exc}"
+        time.sleep(max(0.0, cut.at + plan.cut_seconds - time.monotonic()))
+    finally:
+        net.restore("web1")
+        cut.restored_at, cut.restored_at_wall = time.monotonic(), time.time()
 
 
 def _message_of(unacked: bytes | str | None) -> str:
@@ -118,6 +137,8 @@ def _message_of(unacked: bytes | str | None) -> str:
     if unacked is None:
         return ""
     payload = json.loads(unacked)[0]
+    if payload.get("headers", {}).get("task") != DELIVERY_DELIVER:
+        return ""
     _, kwargs, _ = json.loads(base64.b64decode(payload["body"]))
     return str(kwargs.get("data", {}).get("message", ""))
 
@@ -180,11 +201,12 @@ def traffic(settings: Settings, net: Topology, workdir: Path, plan: Plan) -> dic
     cut_after = int(plan.before_seconds)
     watcher = threading.Thread(target=_watch_cut, args=(r, net, cut, plan), daemon=True)
 
-    def after_burst(number: int) -> None:
-        if number == cut_after:
+    def hook(number: int, offset: int) -> None:
+        # During a burst: the queue has a backlog, so each worker holds a task per process.
+        if (number, offset) == (cut_after, 0):
             watcher.start()
 
-    producer.run(plan.before_seconds + plan.cut_seconds + plan.after_seconds + 1, stop, after_burst)
+    producer.run(plan.before_seconds + plan.cut_seconds + plan.after_seconds + 1, stop, hook)
     watcher.join(plan.cut_seconds + 10)
     produced_at = time.monotonic()
     drain_deadline = produced_at + plan.drain_seconds
@@ -303,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     report(found, args.json)
     verdict: Verdict = outcome["verdict"]
     print(verdict.summary())
+    if outcome["cut"].error:
+        print(f"watching the cut failed: {outcome['cut'].error}")
     print(json.dumps({"drained": outcome["drained"]}))
     control: Verdict | None = outcome["control"]
     caught = control is None or bool(control.doubled)

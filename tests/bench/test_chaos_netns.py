@@ -2,8 +2,8 @@
 
 Needs root and ``ip netns`` (iproute2, which ``.ci/run`` installs): without
 them these tests skip, and under ``MAILCHAT_NO_SKIPS=1`` (CI) that skip fails.
-The scenario test is the short form of ``python -m bench.chaos.netns``: a 6 s
-cut instead of 20 s, and a 2 s visibility timeout so redelivery still happens
+The scenario test is the short form of ``python -m bench.chaos.netns``: an 8 s
+cut instead of 20 s, and a 3 s visibility timeout so redelivery still happens
 while web1 is away.
 """
 
@@ -86,13 +86,13 @@ def test_web1_cut_off_its_clients_resume_on_web2_and_nothing_is_lost_or_doubled(
     tmp_path: Path,
 ) -> None:
     plan = Plan(
-        cut_seconds=6,
+        cut_seconds=8,
         before_seconds=4,
         after_seconds=3,
         conversations=4,
         burst=20,
         drain_seconds=20,
-        visibility_timeout_seconds=2,
+        visibility_timeout_seconds=3,
     )
     found, outcome = run(plan, tmp_path)
     figures = {figure.name: figure.value for figure in found}
@@ -108,13 +108,13 @@ def test_web1_cut_off_its_clients_resume_on_web2_and_nothing_is_lost_or_doubled(
             assert moved and sum(c.events for c in moved) > 0, follower.name
         assert follower.resets == 0 and follower.errors == []
     assert figures["netns.clients_failed_over"] == plan.conversations
-    # The cut comes right after a burst, so web1's worker holds unacknowledged tasks (it
+    # The cut comes mid-burst, so web1's worker holds unacknowledged tasks (it
     # prefetches one per process); they are handed to web2's worker by the visibility
     # timeout and their events arrive before web1's link comes back.
-    assert cut.held, "web1's worker held no task at the cut: nothing to redeliver"
+    assert cut.error == ""
+    assert cut.held_messages, "web1's worker held no delivery at the cut: nothing to redeliver"
     assert cut.redelivered == cut.held
-    assert "" not in cut.held_messages
-    assert outcome["held_arrived_during_cut"] == len(cut.held_messages) == len(cut.held)
+    assert outcome["held_arrived_during_cut"] == len(cut.held_messages)
     # The control (a client resuming from the start) shows the checker would see a double.
     assert outcome["control"].doubled
     assert all(d["client"].startswith("control") for d in outcome["control"].doubled)
