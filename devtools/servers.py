@@ -110,11 +110,14 @@ def start_redis(
     port: int = 0,
     *,
     appendonly: bool = True,
+    appendfsync: str | None = None,
     host: str = "127.0.0.1",
     command_prefix: Sequence[str] = (),
 ) -> LocalServer:
     """A real redis-server with AOF persistence into ``data_dir``.
 
+    ``appendfsync`` (``always``, ``everysec``, ``no``) overrides Redis's default
+    (``everysec``); the chaos suite runs ``always`` (README "Chaos").
     ``host`` and ``command_prefix`` (``ip netns exec NAME``) run it on another
     "host" of the multi-host chaos suite, bound to that namespace's address.
     """
@@ -139,6 +142,8 @@ def start_redis(
         "--logfile",
         "",
     ]
+    if appendfsync:
+        command += ["--appendfsync", appendfsync]
     with open(log_path, "ab") as sink:
         process = subprocess.Popen(
             command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True

@@ -82,8 +82,10 @@ def _sync(task: Task, account_id: str, announce: bool) -> dict[str, Any]:
     except NeedsReauth:  # already recorded on the account; retrying cannot help
         raise
     except RETRYABLE as exc:
-        # Exponential backoff with full jitter: 30 s, 1 min, 2 min, ... up to an hour.
-        countdown = random.uniform(0, min(3600, 30 * 2**task.request.retries))
+        # Exponential backoff with full jitter: 30 s, 1 min, 2 min, ... up to an hour
+        # (MAILCHAT_SYNC_RETRY_BASE_SECONDS; the chaos suite shortens it to fit its run).
+        base = settings.sync_retry_base_seconds
+        countdown = random.uniform(0, min(3600, base * 2**task.request.retries))
         log.warning("sync of %s failed (%s), retry in %.0fs", account_id, exc, countdown)
         raise task.retry(exc=exc, countdown=countdown, max_retries=SYNC_MAX_RETRIES) from exc
     if result.outcome == "interrupted":

@@ -15,6 +15,12 @@ three kinds of anomaly:
 A message sent but never acknowledged is *indeterminate* (the fault may have
 hit before or after the write): receiving it is fine, missing it is fine.
 A received message that was never sent at all is reported as *phantom*.
+
+Besides messages, a history keeps what makes a run judgeable: the *faults*
+injected (a run whose history holds none proved nothing), each client's
+*resumed* (it reconnected and went on from a position), and every *request*
+a load generator made with its outcome (a failed one is an anomaly too:
+"0 failed requests" is a claim the checker reads, not one the scenario makes).
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ class Op(StrEnum):
     ACKED = "acked"
     FOLLOWS = "follows"
     RECEIVED = "received"
+    FAULT = "fault"
+    RESUMED = "resumed"
+    REQUEST = "request"
 
 
 def stream_position(entry_id: str) -> tuple[int, ...]:
@@ -73,6 +82,21 @@ class History:
     def received(self, client: str, stream: str, message: str, position: str) -> None:
         self._append(Op.RECEIVED, client=client, stream=stream, message=message, position=position)
 
+    def fault(self, kind: str, target: str, **detail: Any) -> None:
+        """A fault injected (``kill``, ``restart``, ``stop``, ``sigterm``...) and what it hit."""
+        self._append(Op.FAULT, kind=kind, target=target, **detail)
+
+    def resumed(self, client: str, stream: str, after: str) -> None:
+        """A client reconnected and asked for ``stream`` after ``after``."""
+        self._append(Op.RESUMED, client=client, stream=stream, after=after)
+
+    def request(self, client: str, what: str, status: int, ok: bool, detail: str = "") -> None:
+        """One request of a load generator; ``ok`` says whether its answer was a right one
+        (a 503 + Retry-After while a server is down is right; a 500 or a reset never is)."""
+        self._append(
+            Op.REQUEST, client=client, what=what, status=status, ok=ok, detail=detail[:200]
+        )
+
     def close(self) -> None:
         with self._lock:
             self._file.close()
@@ -95,17 +119,28 @@ class Verdict:
     doubled: list[dict[str, Any]] = field(default_factory=list)
     out_of_order: list[dict[str, str]] = field(default_factory=list)
     phantom: list[dict[str, str]] = field(default_factory=list)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    resumes: dict[str, int] = field(default_factory=dict)  # client -> times it resumed
+    requests: int = 0
+    failed_requests: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.doubled or self.out_of_order or self.phantom)
+        return not (
+            self.lost or self.doubled or self.out_of_order or self.phantom or self.failed_requests
+        )
 
     def summary(self) -> str:
-        return (
+        text = (
             f"acked {self.acked}, received {self.received}, indeterminate {self.indeterminate}; "
             f"lost {len(self.lost)}, doubled {len(self.doubled)}, "
             f"out of order {len(self.out_of_order)}, phantom {len(self.phantom)}"
         )
+        if self.requests:
+            text += f"; requests {self.requests}, failed {len(self.failed_requests)}"
+        if self.faults:
+            text += f"; faults {len(self.faults)}, resumes {sum(self.resumes.values())}"
+        return text
 
 
 def read(*paths: Path | str) -> list[dict[str, Any]]:
@@ -122,7 +157,7 @@ def read(*paths: Path | str) -> list[dict[str, Any]]:
 
 
 def check(records: list[dict[str, Any]]) -> Verdict:
-    """Judge a history: lost, doubled, out of order and phantom messages."""
+    """Judge a history: lost, doubled, out of order and phantom messages, failed requests."""
     sent: dict[str, set[str]] = defaultdict(set)
     acked: dict[str, set[str]] = defaultdict(set)
     follows: dict[str, set[str]] = defaultdict(set)  # client -> streams
@@ -138,10 +173,13 @@ def check(records: list[dict[str, Any]]) -> Verdict:
         elif op == Op.RECEIVED:
             key = (record["client"], record["stream"])
             arrivals[key].append((record["message"], record["position"]))
-    verdict = Verdict(
-        acked=sum(len(messages) for messages in acked.values()),
-        received=sum(len(got) for got in arrivals.values()),
-        indeterminate=sum(len(sent[s] - acked[s]) for s in sent),
+    verdict = _context(
+        records,
+        Verdict(
+            acked=sum(len(messages) for messages in acked.values()),
+            received=sum(len(got) for got in arrivals.values()),
+            indeterminate=sum(len(sent[s] - acked[s]) for s in sent),
+        ),
     )
     for client, streams in sorted(follows.items()):
         for stream in sorted(streams):
@@ -166,4 +204,21 @@ def check(records: list[dict[str, Any]]) -> Verdict:
                     {"client": client, "stream": stream, "message": message, "position": position}
                 )
             highest = max(highest, at)
+    return verdict
+
+
+def _context(records: list[dict[str, Any]], verdict: Verdict) -> Verdict:
+    """The faults, resumes and requests of a history, beside its messages."""
+    resumes: Counter[str] = Counter()
+    for record in records:
+        op = record["op"]
+        if op == Op.FAULT:
+            verdict.faults.append({k: v for k, v in record.items() if k != "op"})
+        elif op == Op.RESUMED:
+            resumes[record["client"]] += 1
+        elif op == Op.REQUEST:
+            verdict.requests += 1
+            if not record["ok"]:
+                verdict.failed_requests.append({k: v for k, v in record.items() if k != "op"})
+    verdict.resumes = dict(resumes)
     return verdict

@@ -148,6 +148,10 @@ class RedisKeys:
         """Sorted set: dedup key -> when the outbox last sent it (sweeps re-send overdue ones)."""
         return f"{self.prefix}delivery-outbox-due"
 
+    def delivery_outbox_resends(self) -> str:
+        """Hash: dedup key -> how many times the sweep re-sent it (its backoff doubles each)."""
+        return f"{self.prefix}delivery-outbox-resends"
+
     def dead_letters(self) -> str:
         """Stream: deliveries that failed their last retry, with the reason."""
         return f"{self.prefix}dead-letters:delivery"

@@ -56,6 +56,13 @@ class LimitsSyncAndOperationsSettings:
         default=3600,
         metadata={"doc": "Hard limit of one mail.sync_account run; its account lock expires too"},
     )
+    sync_retry_base_seconds: float = field(
+        default=30.0,
+        metadata={
+            "doc": "First retry of a failed sync (search or provider down) within this many "
+            "seconds (full jitter), doubling each retry up to an hour"
+        },
+    )
     sync_batch_size: int = field(
         default=200,
         metadata={"doc": "Messages per sync batch (the cursor advances after each); Gmail max 50"},

@@ -101,6 +101,15 @@ def dead_letter(r: redis.Redis, settings: Settings, delivery: Delivery, reason: 
 # first written to an outbox, settled only once its event is in the log, and a
 # periodic sweep re-sends anything left unsettled. The dedup key makes a re-send
 # of a delivery that did land harmless.
+#
+# The sweep cannot tell a lost task from one still waiting in a long queue, so each
+# re-send of the same delivery waits twice as long as the one before (the grace
+# period, then 2x, 4x ... up to an hour). With a fixed interval, a backlog older
+# than the grace period was re-sent in full every interval: the queue grew faster
+# than workers drained it and never emptied (make chaos, workers_killed: 7,334 tasks
+# queued for 1,000 deliveries, some undelivered after 90 s).
+
+RESEND_BACKOFF_MAX_SECONDS = 3600.0
 
 
 def record_pending(r: redis.Redis, settings: Settings, delivery: Delivery, now: float) -> None:
@@ -121,20 +130,34 @@ def settle(r: redis.Redis, settings: Settings, dedup_key: str) -> None:
     pipe = r.pipeline(transaction=True)
     pipe.hdel(keys.delivery_outbox(), dedup_key)
     pipe.zrem(keys.delivery_outbox_due(), dedup_key)
+    pipe.hdel(keys.delivery_outbox_resends(), dedup_key)
     pipe.execute()
+
+
+def resend_delay(settings: Settings, resends: int) -> float:
+    """How long after its ``resends``-th re-send a still unsettled delivery is due again."""
+    grace = settings.delivery_redeliver_after_seconds
+    return float(min(grace * 2 ** min(resends, 32), max(grace, RESEND_BACKOFF_MAX_SECONDS)))
 
 
 def claim_overdue(
     r: redis.Redis, settings: Settings, now: float, limit: int = 500
 ) -> list[Delivery]:
-    """Deliveries pending longer than the grace period, re-dated so one sweep claims each."""
+    """Deliveries overdue (pending past the grace period, or past their backoff after a
+    re-send), re-dated so one sweep claims each, and later each time it is claimed again."""
     keys = RedisKeys(settings.key_prefix)
-    cutoff = now - settings.delivery_redeliver_after_seconds
+    grace = settings.delivery_redeliver_after_seconds
+    cutoff = now - grace
     overdue = [str(k) for k in r.zrangebyscore(keys.delivery_outbox_due(), 0, cutoff, 0, limit)]
     claimed = []
     for dedup_key in overdue:
+        resends = int(r.hget(keys.delivery_outbox_resends(), dedup_key) or 0)
+        # The score is "sent at": due again once it is ``grace`` old, so a backoff of d
+        # dates it d - grace into the future.
+        score = now + resend_delay(settings, resends) - grace
         # Only the sweep that moves the score forward claims it (XX: still pending; GT: later).
-        if r.zadd(keys.delivery_outbox_due(), {dedup_key: now}, xx=True, gt=True, ch=True):
+        if r.zadd(keys.delivery_outbox_due(), {dedup_key: score}, xx=True, gt=True, ch=True):
+            r.hincrby(keys.delivery_outbox_resends(), dedup_key, 1)
             raw = r.hget(keys.delivery_outbox(), dedup_key)
             if raw:
                 claimed.append(Delivery.from_kwargs(json.loads(raw)))
@@ -168,5 +191,6 @@ def purge_outbox(r: redis.Redis, settings: Settings, target_ids: set[str]) -> in
         pipe = r.pipeline(transaction=True)
         pipe.hdel(keys.delivery_outbox(), *chunk)
         pipe.zrem(keys.delivery_outbox_due(), *chunk)
+        pipe.hdel(keys.delivery_outbox_resends(), *chunk)
         pipe.execute()
     return len(doomed)

@@ -47,3 +47,22 @@ def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
     with open(path, "a") as handle:
         handle.write('{"op":"acked","stream":"s","mess')
     assert check(read(path)).ok
+
+
+def test_faults_resumes_and_failed_requests_are_read(tmp_path: Path) -> None:
+    with History(tmp_path / "h.jsonl") as history:
+        _clean(history)
+        history.fault("kill", "worker-0", signal="SIGKILL")
+        history.resumed("c1", "s", "100-1")
+        history.request("load0", "GET events", 200, True)
+        history.request("load0", "GET events", 503, True, "search_unavailable 5")
+    verdict = check(read(tmp_path / "h.jsonl"))
+    assert verdict.ok, verdict.summary()
+    assert [f["target"] for f in verdict.faults] == ["worker-0"]
+    assert verdict.resumes == {"c1": 1} and verdict.requests == 2
+    with History(tmp_path / "h.jsonl") as history:
+        history.request("load1", "POST chat", 502, False, "no live upstreams")
+    verdict = check(read(tmp_path / "h.jsonl"))
+    assert not verdict.ok
+    assert [r["status"] for r in verdict.failed_requests] == [502]
+    assert "failed 1" in verdict.summary()

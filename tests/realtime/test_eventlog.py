@@ -151,3 +151,27 @@ def test_outbox_resends_only_what_never_settled(settings) -> None:
     )
     settle(r, isolated, "lost")
     assert claim_overdue(r, isolated, now=1e12) == []
+
+
+def test_outbox_resends_back_off_so_a_backlog_drains(settings) -> None:
+    """A delivery still unsettled is re-sent after the grace period, then 2x, 4x... later.
+
+    With a fixed interval every delivery waiting in a queue longer than the grace
+    period was re-sent once per interval, so a backlog grew faster than workers
+    drained it (make chaos, workers_killed: 7,334 tasks queued for 1,000 deliveries)."""
+    from shared.realtime.delivery import Delivery, claim_overdue, record_pending, settle
+
+    r = get_redis(settings)
+    isolated = dataclasses.replace(
+        settings, key_prefix=f"outbox-{secrets.token_hex(3)}:", delivery_redeliver_after_seconds=10
+    )
+    waiting = Delivery("user", "u", "t", {}, "waiting")
+    record_pending(r, isolated, waiting, now=0.0)
+    resent_at = []
+    for second in range(0, 200):
+        if claim_overdue(r, isolated, now=float(second)):
+            resent_at.append(second)
+    assert resent_at == [10, 20, 40, 80, 160], resent_at  # not every 10 s: 19 re-sends
+    settle(r, isolated, "waiting")
+    keys = RedisKeys(isolated.key_prefix)
+    assert not r.exists(keys.delivery_outbox_resends()), "settling forgets the count"
