@@ -103,13 +103,15 @@ class Follower:
             self._wait_ready(raw)
             connection = Connection(web, time.monotonic())
             self.connections.append(connection)
+            after = "0" if self.forgets_position else self.last_id
+            self.history.resumed(self.name, self.stream, after)
             raw.send_text(
                 json.dumps(
                     {
                         "type": "resume",
                         "conversation_id": self.conversation_id,
                         "epoch": self.epoch,
-                        "after": "0" if self.forgets_position else self.last_id,
+                        "after": after,
                     }
                 )
             )

@@ -99,7 +99,7 @@ def _people(settings: Settings, r: redis.Redis, count: int) -> list[tuple[str, s
     return people
 
 
-def _watch_cut(r: redis.Redis, net: Topology, cut: CutLog, plan: Plan) -> None:
+def _watch_cut(r: redis.Redis, net: Topology, cut: CutLog, plan: Plan, history: History) -> None:
     """Cut web1, note the tasks its worker holds, see them handed back, restore the link."""
     # A worker holds at most its prefetch count (one task per process) unacknowledged, so
     # once more than that are, web1's worker holds some: cut then (or after 3 s regardless).
@@ -109,6 +109,7 @@ def _watch_cut(r: redis.Redis, net: Topology, cut: CutLog, plan: Plan) -> None:
         time.sleep(0.002)
     net.cut("web1")
     cut.at, cut.at_wall = time.monotonic(), time.time()
+    history.fault("cut", "web1", seconds=plan.cut_seconds)
     try:
         # web2's worker acknowledges its own tasks in milliseconds, web1's stay (until the
         # visibility timeout, which must be longer than this look).
@@ -130,6 +131,7 @@ def _watch_cut(r: redis.Redis, net: Topology, cut: CutLog, plan: Plan) -> None:
     finally:
         net.restore("web1")
         cut.restored_at, cut.restored_at_wall = time.monotonic(), time.time()
+        history.fault("restore", "web1")
 
 
 def _message_of(unacked: bytes | str | None) -> str:
@@ -199,7 +201,7 @@ def traffic(settings: Settings, net: Topology, workdir: Path, plan: Plan) -> dic
     )
     cut = CutLog()
     cut_after = int(plan.before_seconds)
-    watcher = threading.Thread(target=_watch_cut, args=(r, net, cut, plan), daemon=True)
+    watcher = threading.Thread(target=_watch_cut, args=(r, net, cut, plan, history), daemon=True)
 
     def hook(number: int, offset: int) -> None:
         # During a burst: the queue has a backlog, so each worker holds a task per process.

@@ -100,6 +100,10 @@ def test_web1_cut_off_its_clients_resume_on_web2_and_nothing_is_lost_or_doubled(
     assert verdict.ok, verdict.summary()
     assert outcome["drained"], "some acknowledged deliveries never reached a follower"
     assert verdict.acked >= plan.burst * 10
+    assert [f["kind"] for f in verdict.faults] == ["cut", "restore"]  # the history says what hit
+    for follower in outcome["followers"]:
+        if follower.home == 0:  # resumed at home, then on web2 after the cut
+            assert verdict.resumes[follower.name] >= 2, follower.name
     # Every follower homed on web1 reconnected to web2 after the cut, and got events there.
     cut = outcome["cut"]
     for follower in outcome["followers"]:
