@@ -26,20 +26,22 @@ from pathlib import Path
 
 from bench.chaos.harness import (
     Backlog,
-    Producer,
     Result,
     SupervisedWorker,
     Sweeper,
     chaos_settings,
     child_env,
     judge,
+    together,
+)
+from bench.chaos.history import History
+from bench.chaos.traffic import (
+    Producer,
     make_person,
     start_followers,
     stop_all,
-    together,
     wait_all_received,
 )
-from bench.chaos.history import History
 from devtools.servers import LocalServer, start_redis
 from shared.core.settings import Settings
 from tests.live import start_web

@@ -32,17 +32,19 @@ from pathlib import Path
 from typing import Any
 
 from bench.chaos.harness import (
-    Person,
     Result,
     SupervisedWorker,
     chaos_settings,
     child_env,
-    http_json,
     judge,
-    make_person,
     together,
 )
 from bench.chaos.history import History
+from bench.chaos.traffic import (
+    Person,
+    http_json,
+    make_person,
+)
 from devtools.demo_mailbox import write_mbox
 from devtools.servers import LocalServer, start_noida_elasticsearch
 from shared.core.clients import get_elasticsearch, get_redis
@@ -126,7 +128,7 @@ def indexed(settings: Settings, user_id: str, size: int) -> list[str]:
         index=settings.index_alias,
         query={"term": {"owner_id": user_id}},
         size=size,
-        source=["message_id"],
+        source_includes=["message_id"],
     )
     return [str(hit["_source"].get("message_id", "")) for hit in found["hits"]["hits"]]
 

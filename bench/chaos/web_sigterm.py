@@ -4,9 +4,9 @@ nginx (deploy/nginx/nginx.conf, its upstream replaced by the two local
 gunicorn instances) is the only address the clients know. Load threads make
 requests through it all along (a conversation's events, the conversation
 list, SSE tickets: reads and a POST), WebSocket and SSE clients follow a
-person's conversations through it, and events keep being appended for
-them (appended as the worker's task appends, so no worker is part of this
-fault). Then each instance in turn gets SIGTERM (it turns /readyz 503, tells
+person's conversations through it, and events keep being appended to them
+(with the event log's script, as the delivery task does: no worker is part
+of this fault). Then each instance in turn gets SIGTERM (it turns /readyz 503, tells
 sockets to reconnect with ``advice`` + 1012, ends SSE streams with
 ``reconnect``, finishes requests in flight) and is started again on its port.
 Judged: 0 failed requests (any 5xx or a connection nginx could not serve),
@@ -21,23 +21,26 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.chaos.harness import (
-    Person,
-    Producer,
     Result,
     chaos_settings,
     child_env,
-    http_json,
     judge,
-    make_person,
-    start_followers,
     start_nginx,
-    stop_all,
     together,
-    wait_all_received,
 )
 from bench.chaos.history import History
+from bench.chaos.traffic import (
+    Person,
+    Producer,
+    http_json,
+    make_person,
+    start_followers,
+    stop_all,
+    wait_all_received,
+)
 from shared.core.settings import Settings
 from tests.live import WebInstance, start_web
 
@@ -69,7 +72,7 @@ class Loader(threading.Thread):
 
     def run(self) -> None:
         conversation = self.person.conversations[0]
-        calls = [
+        calls: list[tuple[str, str, dict[str, Any] | None]] = [
             ("GET", f"/api/conversations/{conversation}/events", None),
             ("GET", "/api/conversations", None),
             ("POST", "/api/chat/ticket", {}),
