@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,21 +106,31 @@ def _wait_until(server: LocalServer, ready: Callable[[], bool], timeout: float) 
 
 
 def start_redis(
-    data_dir: Path, port: int = 0, *, appendonly: bool = True, appendfsync: str | None = None
+    data_dir: Path,
+    port: int = 0,
+    *,
+    appendonly: bool = True,
+    appendfsync: str | None = None,
+    host: str = "127.0.0.1",
+    command_prefix: Sequence[str] = (),
 ) -> LocalServer:
     """A real redis-server with AOF persistence into ``data_dir``.
 
     ``appendfsync`` (``always``, ``everysec``, ``no``) overrides Redis's default
-    (``everysec``); the chaos suite runs ``always`` (README "Chaos")."""
+    (``everysec``); the chaos suite runs ``always`` (README "Chaos").
+    ``host`` and ``command_prefix`` (``ip netns exec NAME``) run it on another
+    "host" of the multi-host chaos suite, bound to that namespace's address.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log_path = data_dir / "redis.log"
     command = [
+        *command_prefix,
         redis_server_binary(),
         "--port",
         str(port),
         "--bind",
-        "127.0.0.1",
+        host,
         "--dir",
         str(data_dir),
         "--appendonly",
@@ -138,11 +148,11 @@ def start_redis(
         process = subprocess.Popen(
             command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
         )
-    server = LocalServer("redis-server", f"redis://127.0.0.1:{port}/0", port, process, log_path)
+    server = LocalServer("redis-server", f"redis://{host}:{port}/0", port, process, log_path)
 
     def ready() -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            with socket.create_connection((host, port), timeout=0.5) as sock:
                 sock.sendall(b"PING\r\n")
                 return sock.recv(16).startswith(b"+PONG")
         except OSError:
@@ -153,8 +163,17 @@ def start_redis(
     return server
 
 
-def start_noida_elasticsearch(data_dir: Path, port: int = 0) -> LocalServer:
-    """noida-db serving only its Elasticsearch protocol, data in ``data_dir``."""
+def start_noida_elasticsearch(
+    data_dir: Path,
+    port: int = 0,
+    *,
+    host: str = "127.0.0.1",
+    command_prefix: Sequence[str] = (),
+) -> LocalServer:
+    """noida-db serving only its Elasticsearch protocol, data in ``data_dir``.
+
+    ``host`` and ``command_prefix`` as for ``start_redis``.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     binary = _venv_binary("noida-db")
     if binary is None:
@@ -162,8 +181,11 @@ def start_noida_elasticsearch(data_dir: Path, port: int = 0) -> LocalServer:
     port = port or free_port()
     log_path = data_dir / "noida-db.log"
     command = [
+        *command_prefix,
         binary,
         "start",
+        "--host",
+        host,
         "--only",
         "elasticsearch",
         "--elasticsearch-port",
@@ -179,7 +201,7 @@ def start_noida_elasticsearch(data_dir: Path, port: int = 0) -> LocalServer:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     server = LocalServer("noida-db (Elasticsearch protocol)", url, port, process, log_path)
 
     def ready() -> bool:
