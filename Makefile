@@ -46,6 +46,7 @@ bench: $(STAMP) $(BENCH_STAMP)
 
 chaos: $(STAMP)  # faults injected into the real stack, judged from its history (README "Chaos")
 	$(PY) -m bench.chaos
+	$(PY) -m bench.chaos.netns  # several hosts: needs root (ip netns)
 
 eval: $(STAMP)
 	$(PY) -m bench.eval
