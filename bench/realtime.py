@@ -1,8 +1,9 @@
-"""Realtime figures for ``make bench`` (issue 3).
+"""Socket figures for ``make bench`` (issue 3), until ``bench.ws_idle``/``bench.ws_fanout`` land.
 
-- Time to the first ``delta``: 50 concurrent SSE clients ask 200 questions.
 - Idle WebSockets one gevent web process holds, and its memory per socket.
 - Fan-out: events per second and p99 latency to 1,000 connected sockets.
+
+(The time to the first ``delta`` moved to ``bench.chat``.)
 
 The socket benchmarks use a minimal selector-driven WebSocket client below,
 because a thread per client (as a normal client library would use) would
@@ -14,22 +15,18 @@ from __future__ import annotations
 import json
 import secrets
 import selectors
-import statistics
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.results import Figure
 from bench.wsclient import RawSocket
 from shared.core.clients import get_redis
 from shared.core.settings import Settings
 from shared.realtime.eventlog import EventLog
 
-SSE_CLIENTS = 50
-SSE_QUESTIONS = 200
 IDLE_SOCKETS = 5000
 FANOUT_SOCKETS = 1000
 FANOUT_EVENTS = 100
@@ -94,32 +91,6 @@ def worker_rss_bytes(master_pid: int) -> int:
     raise RuntimeError("no gunicorn worker found")
 
 
-def first_delta_times(base: str, token: str) -> tuple[list[float], list[float]]:
-    """(seconds to first delta, Elasticsearch seconds) per question, 50 clients at once."""
-    questions = ["interviews", "offer letter", "receipt", "recruiter", "newsletter", "photos"]
-
-    def ask(number: int) -> tuple[float, float]:
-        url = f"{base}/api/chat/stream?q={questions[number % len(questions)].replace(' ', '+')}"
-        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-        started = time.perf_counter()
-        first_delta = 0.0
-        with urllib.request.urlopen(request, timeout=120) as response:
-            event = ""
-            for raw in response:
-                line = raw.decode().rstrip("\r\n")
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: ") and event == "delta" and not first_delta:
-                    first_delta = time.perf_counter() - started
-                elif line.startswith("data: ") and event == "done":
-                    return first_delta, float(json.loads(line[6:])["data"]["elasticsearch_seconds"])
-        raise RuntimeError("stream ended without done")
-
-    with ThreadPoolExecutor(SSE_CLIENTS) as pool:
-        results = list(pool.map(ask, range(SSE_QUESTIONS)))
-    return [r[0] for r in results], [r[1] for r in results]
-
-
 def fanout(
     settings: Settings, sockets: list[RawSocket], user_id: str, events_count: int, interval: float
 ) -> tuple[float, float, float]:
@@ -159,46 +130,44 @@ def fanout(
     return expected / elapsed, percentile(latencies, 0.5), percentile(latencies, 0.99)
 
 
-def run(
-    settings: Settings, base: str, port: int, master_pid: int, token: str, user_id: str
-) -> list[str]:
-    """All realtime figures, as printable lines."""
-    lines = []
-    deltas, es = first_delta_times(base, token)
-    lines.append(
-        f"time to first delta, {SSE_CLIENTS} SSE clients x {SSE_QUESTIONS} questions: "
-        f"p50 {percentile(deltas, 0.5) * 1000:.0f} ms, p99 {percentile(deltas, 0.99) * 1000:.0f} ms "
-        f"(Elasticsearch alone: p50 {statistics.median(es) * 1000:.0f} ms, p99 {percentile(es, 0.99) * 1000:.0f} ms)"
-    )
-    origin = base
+def run(settings: Settings, port: int, master_pid: int, token: str, user_id: str) -> list[Figure]:
+    """Idle sockets and fan-out on the running web process, as figures."""
     before = worker_rss_bytes(master_pid)
-    idle = open_sockets(port, origin, token, IDLE_SOCKETS)
+    idle = open_sockets(port, f"http://{settings.web_host}:{port}", token, IDLE_SOCKETS)
     time.sleep(2)
     after = worker_rss_bytes(master_pid)
-    lines.append(
-        f"idle WebSockets held by one web process: {len(idle)}, "
-        f"{(after - before) / len(idle) / 1024:.1f} KiB each (worker RSS {before / 2**20:.0f} -> {after / 2**20:.0f} MiB)"
-    )
+    rss = {"rss_before_mib": round(before / 2**20), "rss_after_mib": round(after / 2**20)}
+    figures = [
+        Figure("realtime.idle_sockets", len(idle), "sockets", detail=rss),
+        Figure(
+            "realtime.idle_kib_per_socket",
+            round((after - before) / len(idle) / 1024, 1),
+            "KiB",
+            aim="<= 40 KiB",
+            detail=rss,
+        ),
+    ]
     for raw in idle[FANOUT_SOCKETS:]:
         raw.sock.close()
     fan = idle[:FANOUT_SOCKETS]
+    burst = {"sockets": FANOUT_SOCKETS, "events": FANOUT_EVENTS}
     rate, _, p99 = fanout(settings, fan, user_id, FANOUT_EVENTS, 0.0)
-    lines.append(
-        f"fan-out burst, {FANOUT_EVENTS} events to {FANOUT_SOCKETS} sockets: {rate:,.0f} frames/s "
-        f"(= {rate / FANOUT_SOCKETS:,.1f} events/s to all), p99 latency {p99 * 1000:.0f} ms"
+    figures.append(
+        Figure("realtime.fanout_burst_frames_per_second", round(rate), "frames/s", detail=burst)
     )
-    rate, p50, p99 = fanout(settings, fan, user_id, 20, 0.5)
-    lines.append(
-        f"fan-out at 2 events/s to {FANOUT_SOCKETS} sockets: latency p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
-    )
-    for raw in idle[:FANOUT_SOCKETS]:
+    figures.append(Figure("realtime.fanout_burst_p99", round(p99 * 1000, 1), "ms", detail=burst))
+    _, p50, p99 = fanout(settings, fan, user_id, 20, 0.5)
+    steady = {"sockets": FANOUT_SOCKETS, "events_per_second": 2}
+    figures.append(Figure("realtime.fanout_steady_p50", round(p50 * 1000, 1), "ms", detail=steady))
+    figures.append(Figure("realtime.fanout_steady_p99", round(p99 * 1000, 1), "ms", detail=steady))
+    for raw in fan:
         raw.sock.close()
-    return lines
+    return figures
 
 
 def raise_fd_limit() -> None:
+    """Thousands of sockets need thousands of descriptors, here and in gunicorn (inherited)."""
     import resource
 
-    """Thousands of sockets need thousands of descriptors, here and in gunicorn (inherited)."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
