@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench eval clean
+.PHONY: run test lint bench bench-table eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+bench-table: $(STAMP)  # README's figures table from the last make bench's bench-results.json
+	$(PY) -m bench.table --readme README.md
 
 eval: $(STAMP)
 	$(PY) -m bench.eval

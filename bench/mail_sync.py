@@ -42,7 +42,11 @@ def _fill_maildir(root: Path, user: str, workdir: Path) -> int:
     on first SELECT): 10,000 IMAP APPENDs would measure APPEND, not sync."""
     mbox = workdir / "imap-bench.mbox"
     write_mbox(
-        mbox, owner_address="bench@example.com", today=datetime.now(UTC).date(), count=IMAP_MESSAGES
+        mbox,
+        owner_address="bench@example.com",
+        today=datetime.now(UTC).date(),
+        count=IMAP_MESSAGES,
+        days=60,  # inside the 90-day retention: older mail is skipped, not synced
     )
     maildir = root / "mail" / user
     for sub in ("cur", "new", "tmp"):

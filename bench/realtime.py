@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.results import Figure
-from bench.wsclient import RawSocket
+from bench.wsclient import Closed, RawSocket
 from shared.core.clients import get_redis
 from shared.core.settings import Settings
 from shared.realtime.eventlog import EventLog
@@ -65,11 +65,14 @@ def pump(
     try:
         while matched < expected and time.monotonic() < deadline:
             for key, _ in selector.select(timeout=0.5):
-                for frame in key.data.frames():
-                    if frame.get("type") == "ping":  # the server's heartbeat: answer or be closed
-                        key.data.send_text('{"type":"pong"}')
-                    if on_frame(key.data, frame):
-                        matched += 1
+                try:
+                    for frame in key.data.frames():
+                        if frame.get("type") == "ping":  # the heartbeat: answer or be closed
+                            key.data.send_text('{"type":"pong"}')
+                        if on_frame(key.data, frame):
+                            matched += 1
+                except Closed as closed:  # the server closed it: say so, not a stuck wait
+                    raise RuntimeError(f"the server closed a socket with {closed.code}") from None
     finally:
         selector.close()
     return matched
@@ -110,9 +113,15 @@ def fanout(
 
     expected = len(sockets) * events_count
     counted: list[int] = []
-    reader = threading.Thread(
-        target=lambda: counted.append(pump(sockets, on_frame, expected=expected, timeout=300))
-    )
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            counted.append(pump(sockets, on_frame, expected=expected, timeout=120))
+        except BaseException as exc:  # handed to the caller: a thread's exception is lost
+            failures.append(exc)
+
+    reader = threading.Thread(target=read)
     reader.start()
     started = time.perf_counter()
     for number in range(events_count):
@@ -125,6 +134,8 @@ def fanout(
         time.sleep(interval)
     reader.join()
     elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"fan-out stopped: {failures[0]}")
     if counted[0] != expected:
         raise RuntimeError(f"fan-out delivered {counted[0]} of {expected} frames")
     return expected / elapsed, percentile(latencies, 0.5), percentile(latencies, 0.99)
