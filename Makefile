@@ -26,7 +26,13 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --strict shared  # the domain code is fully typed
 
-bench: $(STAMP)
+# The peers the benchmarks measure beside Mailchat (Flask-SocketIO), only for make bench.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) -m bench
 
 bench-table: $(STAMP)  # README's figures table from the last make bench's bench-results.json

@@ -32,13 +32,15 @@ class Closed(Exception):
 
 
 class RawSocket:
-    def __init__(self, host: str, port: int, origin: str | None, timeout: float = 30) -> None:
+    def __init__(
+        self, host: str, port: int, origin: str | None, timeout: float = 30, path: str = "/ws"
+    ) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         key = base64.b64encode(secrets.token_bytes(16)).decode()
         origin_header = f"Origin: {origin}\r\n" if origin else ""
         self.sock.sendall(
             (
-                f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                 f"Sec-WebSocket-Version: 13\r\n{origin_header}\r\n"
             ).encode()
@@ -83,7 +85,12 @@ class RawSocket:
             self.sock.setblocking(False)
 
     def frames(self) -> Iterator[dict[str, Any]]:
-        """Complete text frames received so far, without blocking; raises Closed at the end."""
+        """Complete text frames received so far, as JSON, without blocking; raises Closed at the end."""
+        for text in self.texts():
+            yield json.loads(text)
+
+    def texts(self) -> Iterator[str]:
+        """Complete text frames received so far, as text (a peer's protocol need not be JSON)."""
         eof = False
         try:
             while True:
@@ -114,7 +121,7 @@ class RawSocket:
             payload = self.buffer[offset : offset + length]
             self.buffer = self.buffer[offset + length :]
             if opcode == OPCODE_TEXT:
-                yield json.loads(payload)
+                yield payload.decode()
             elif opcode == OPCODE_CLOSE:
                 self.close_code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
                 raise Closed(self.close_code)

@@ -67,8 +67,20 @@ class RateLimits:
     """Spend against named limits; one per process and settings (``for_settings``)."""
 
     def __init__(self, settings: Settings) -> None:
+        # A blocking pool, like the shared client's: a burst (a thousand sockets resuming at
+        # once) waits for a connection; redis-py's default pool raises beyond 100 instead,
+        # which closed sockets with "server unavailable".
+        pool = redis.BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            timeout=10,
+            socket_connect_timeout=2,
+            socket_timeout=10,
+        )
         self.storage = RedisStorage(
-            settings.redis_url, key_prefix=RedisKeys(settings.key_prefix).rate_limit_prefix()
+            settings.redis_url,
+            connection_pool=pool,
+            key_prefix=RedisKeys(settings.key_prefix).rate_limit_prefix(),
         )
         self.limiter = FixedWindowRateLimiter(self.storage)
 

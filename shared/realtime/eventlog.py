@@ -178,34 +178,59 @@ class EventLog:
         return Appended(str(entry_id), str(epoch), bool(written))
 
     def epoch(self, stream: str) -> str:
-        """The stream's epoch, created if the stream has none yet."""
-        key = self.keys.stream_epoch(stream)
-        self.redis.set(key, secrets.token_hex(8), nx=True, ex=EVENT_TTL_SECONDS)
-        return str(self.redis.get(key))
+        """The stream's epoch, or ``""`` while it has none.
+
+        Read only (one GET): thousands of open sockets read their streams, and
+        a read that also wrote (``SET NX``) cost every one of them a write. The
+        epoch is made by the first append; a stream without one has nothing
+        to resume (never written, or gone), and a client holding an epoch
+        for it gets ``reset``.
+        """
+        return str(self.redis.get(self.keys.stream_epoch(stream)) or "")
 
     def read(
         self, stream: str, *, after: str = "0", epoch: str | None = None, count: int = READ_PAGE
     ) -> ReadResult:
         """Events strictly after ``after``; ``reset`` if the position cannot be resumed.
 
-        A position is unusable when the client's epoch is not the stream's,
-        or when it is older than the first retained entry (or the position
-        just before it): entries only leave a stream by trimming, so the
-        client's own entry, and maybe more after it, is gone, and it cannot
-        know what it missed.
+        A position is unusable when the client's epoch is not the stream's
+        (also when the log is gone: it has no epoch left), or when it is
+        older than the first retained entry (or the position just before it):
+        entries only leave a stream by trimming, so the client's own entry,
+        and maybe more after it, is gone, and it cannot know what it missed.
+        The epoch, the first entry and the page come in one round trip, and
+        nothing is written.
         """
-        current_epoch = self.epoch(stream)
+        from_start = after in ("", "0", "0-0")
+        past_the_end = entry_key(after or "0") == (MAX_ID_PART, MAX_ID_PART)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self.keys.stream_epoch(stream))
+        if not from_start:
+            pipe.xrange(stream, count=1)
+        if not past_the_end:  # nothing can follow the largest id
+            pipe.xrange(stream, min="-" if from_start else f"({after}", count=count)
+        replies = pipe.execute()
+        current_epoch = str(replies[0] or "")
         if epoch and epoch != current_epoch:
             return ReadResult(current_epoch, [], reset=True)
-        if after not in ("", "0", "0-0"):
-            first = cast(Entries, self.redis.xrange(stream, count=1))
+        if not from_start:
+            first = cast(Entries, replies[1])
             if first and entry_key(after) < entry_key(position_before(first[0][0])):
                 return ReadResult(current_epoch, [], reset=True)
-        if entry_key(after) == (MAX_ID_PART, MAX_ID_PART):
-            return ReadResult(current_epoch, [])  # nothing can follow the largest id
+        entries = cast(Entries, replies[-1]) if not past_the_end else []
+        return ReadResult(current_epoch, [_entry_to_event(i, f) for i, f in entries])
+
+    def range_after(self, stream: str, after: str, count: int = READ_PAGE) -> list[Event]:
+        """Up to ``count`` events after ``after``: one XRANGE, no epoch, no checks.
+
+        For a process's shared tail (``web.realtime.relay``), which follows a
+        position it already resumed; resuming a client's position is ``read``.
+        """
+        if entry_key(after or "0") == (MAX_ID_PART, MAX_ID_PART):
+            return []
         start = "-" if after in ("", "0", "0-0") else f"({after}"
         entries = cast(Entries, self.redis.xrange(stream, min=start, count=count))
-        return ReadResult(current_epoch, [_entry_to_event(i, f) for i, f in entries])
+        return [_entry_to_event(i, f) for i, f in entries]
 
     def last_id(self, stream: str) -> str:
         entries = cast(Entries, self.redis.xrevrange(stream, count=1))

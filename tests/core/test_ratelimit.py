@@ -54,3 +54,36 @@ def test_socket_slots_are_per_person_and_lapse(settings) -> None:
     assert slots.claim(user, "c")
     time.sleep(1.1)  # a dead process's claims lapse on their own
     assert slots.claim(user, "d") and slots.claim(user, "e")
+
+
+@pytest.mark.timeout(60)
+def test_many_spends_at_once_wait_for_a_connection_instead_of_failing(settings) -> None:
+    """Issue 14: 1,000 sockets resuming at once closed half of them with 1013.
+
+    redis-py's default pool stops at 100 connections and raises
+    MaxConnectionsError beyond; the limits' pool now queues callers like the
+    shared client does (a blocking pool), so a burst only waits.
+    """
+    import threading
+
+    limits = RateLimits(dataclasses.replace(settings, redis_max_connections=8))
+    callers = 150
+    start = threading.Barrier(callers)
+    failures: list[BaseException] = []
+
+    def spend(n: int) -> None:
+        start.wait()
+        try:
+            for _ in range(3):
+                limits.spend("ws_frames", "1000 per 10 seconds", f"burst-{n}")
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=spend, args=(n,)) for n in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failures == []
+    pool = limits.storage.storage.connection_pool
+    assert len(pool._connections) <= 8, "the pool grew past its size"  # noqa: SLF001

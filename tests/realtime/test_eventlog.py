@@ -75,9 +75,12 @@ def test_wrong_epoch_or_trimmed_position_means_reset(log_and_stream, settings) -
 
 def test_epoch_survives_and_new_stream_gets_a_new_one(log_and_stream) -> None:
     events, stream = log_and_stream
-    epoch = events.epoch(stream)
-    assert events.append(stream, "x", {}, dedup_key="1").epoch == epoch
-    assert events.epoch(events.conversation_stream("c_other_" + secrets.token_hex(4))) != epoch
+    assert events.epoch(stream) == "", "no epoch before the first append (reads never make one)"
+    epoch = events.append(stream, "x", {}, dedup_key="1").epoch
+    assert epoch and events.epoch(stream) == epoch
+    assert events.append(stream, "x", {}, dedup_key="2").epoch == epoch
+    other = events.conversation_stream("c_other_" + secrets.token_hex(4))
+    assert events.append(other, "x", {}, dedup_key="1").epoch != epoch
 
 
 def test_append_rings_the_doorbell(log_and_stream, settings) -> None:
@@ -151,3 +154,54 @@ def test_outbox_resends_only_what_never_settled(settings) -> None:
     )
     settle(r, isolated, "lost")
     assert claim_overdue(r, isolated, now=1e12) == []
+
+
+@pytest.fixture()
+def own_redis(tmp_path, settings):  # type: ignore[no-untyped-def]
+    """A Redis of this test's own: every command it counts came from the code under test."""
+    from devtools.servers import start_redis
+
+    server = start_redis(tmp_path / "redis", appendonly=False)
+    mine = dataclasses.replace(settings, redis_url=server.url)
+    yield mine, get_redis(mine)
+    server.stop()
+
+
+@pytest.mark.timeout(30)
+def test_reading_writes_nothing_and_takes_one_round_trip(own_redis) -> None:
+    """Issue 14 item 1: a read used to write the stream's epoch (SET NX + GET) every time."""
+    from tests.redis_calls import calls_between, command_counts
+
+    mine, r = own_redis
+    events = EventLog(r, mine)
+    empty = events.conversation_stream("c_empty")
+    stream = events.conversation_stream("c_full")
+    first = events.append(stream, "delta", {}, dedup_key="a")
+    before = command_counts(r)
+    assert events.epoch(empty) == ""
+    assert events.read(empty).events == [] and events.read(empty, after=first.id).events == []
+    resumed = events.read(stream, after=position_before(first.id), epoch=first.epoch)
+    assert [e.id for e in resumed.events] == [first.id] and resumed.epoch == first.epoch
+    calls = calls_between(before, command_counts(r))
+    assert set(calls) <= {"get", "xrange"}, f"a read wrote: {calls}"
+    assert calls["get"] == 4, calls  # epoch() once, each read once
+    assert not r.exists(events.keys.stream_epoch(empty)), "reading made an epoch"
+
+
+def test_a_gone_log_means_reset_and_is_not_recreated_by_reading(log_and_stream, settings) -> None:
+    """The epoch read path: expired or deleted (delete-my-data), the client refetches."""
+    events, stream = log_and_stream
+    appended = events.append(stream, "delta", {}, dedup_key="a")
+    r = get_redis(settings)
+    r.delete(stream, events.keys.stream_epoch(stream))  # what the TTL does after 90 days
+    gone = events.read(stream, after=appended.id, epoch=appended.epoch)
+    assert gone.reset and gone.epoch == ""
+    assert events.read(stream, after="0", epoch=appended.epoch).reset
+    assert not r.exists(events.keys.stream_epoch(stream))
+    # Written again, the log has a new epoch: the old one still means reset, the new resumes.
+    again = events.append(stream, "delta", {}, dedup_key="b")
+    assert again.epoch != appended.epoch
+    assert events.read(stream, after=appended.id, epoch=appended.epoch).reset
+    assert [e.id for e in events.read(stream, after="0", epoch=again.epoch).events] == [again.id]
+    # A client that never had an epoch (an empty stream's "") resumes by position alone.
+    assert not events.read(stream, after="0", epoch="").reset

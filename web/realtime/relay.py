@@ -28,7 +28,7 @@ import redis
 
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
-from shared.realtime.eventlog import READ_PAGE, Event, EventLog, entry_key, position_before
+from shared.realtime.eventlog import READ_PAGE, Event, EventLog, entry_key
 from web.realtime.shutdown import on_shutdown
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,17 @@ STALE_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS
 
 
 class Waiter:
-    """Set when any of the streams it listens to rings."""
+    """Set when any of the streams it listens to rings.
 
-    def __init__(self) -> None:
-        self._event = threading.Event()
+    ``event`` may be one the caller already waits on (a WebSocket's own
+    "frame arrived" event), so a single greenlet wakes for frames and
+    doorbells alike instead of one greenlet waiting on each.
+    """
+
+    __slots__ = ("_event",)
+
+    def __init__(self, event: threading.Event | None = None) -> None:
+        self._event = event if event is not None else threading.Event()
 
     def ring(self) -> None:
         self._event.set()
@@ -58,10 +65,16 @@ class Waiter:
 class _Tail:
     """The newest events of one stream, shared by every waiter of this process.
 
-    A doorbell bumps ``generation``; the first reader after it fetches the new
-    entries once, and the other waiters are served from memory. A thousand
-    sockets on one stream cost one XRANGE per event instead of a thousand.
+    ``events`` holds every entry after ``covers_after`` as of the read at
+    ``fetched_generation``. A doorbell bumps ``generation``; the first reader
+    after it fetches the new entries once, and the other waiters are served
+    from memory. A thousand sockets on one stream cost one XRANGE per event
+    instead of a thousand, and an idle stream costs none: "empty at
+    generation g" is remembered like any other answer, so an idle socket
+    re-reading its cursor never reaches Redis until a doorbell rings.
     """
+
+    __slots__ = ("lock", "events", "keys", "generation", "fetched_generation", "covers_after")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -69,18 +82,33 @@ class _Tail:
         self.keys: list[tuple[int, int]] = []  # entry_key of each event, for bisecting
         self.generation = 0
         self.fetched_generation = -1
+        self.covers_after: tuple[int, int] | None = None  # None: nothing fetched yet
 
     def extend(self, events: list[Event]) -> None:
         self.events.extend(events)
         self.keys.extend(entry_key(event.id) for event in events)
         if len(self.events) > TAIL_EVENTS:
+            self.covers_after = self.keys[-TAIL_EVENTS - 1]  # the last one dropped
             del self.events[:-TAIL_EVENTS], self.keys[:-TAIL_EVENTS]
 
-    def after(self, position: str) -> list[Event] | None:
+    def prepend(self, position: tuple[int, int], events: list[Event]) -> bool:
+        """Reach back to ``position`` with ``events`` (every entry up to the old start).
+
+        False (nothing changed) when the tail would outgrow its size: a reader
+        that far behind reads Redis itself until it has caught up.
+        """
+        if len(self.events) + len(events) > TAIL_EVENTS:
+            return False
+        self.events[:0] = events
+        self.keys[:0] = [entry_key(event.id) for event in events]
+        self.covers_after = position
+        return True
+
+    def after(self, position: tuple[int, int]) -> list[Event] | None:
         """The events after ``position``, or None when the tail does not reach back that far."""
-        if not self.events or entry_key(position) < entry_key(position_before(self.events[0].id)):
+        if self.covers_after is None or position < self.covers_after:
             return None
-        return self.events[bisect_right(self.keys, entry_key(position)) :]
+        return self.events[bisect_right(self.keys, position) :]
 
 
 class Relay:
@@ -156,27 +184,50 @@ class Relay:
     def read_after(self, stream: str, after: str) -> list[Event]:
         """Up to one page of ``stream``'s events after ``after``, from the shared tail when it
         covers them. An empty list means the reader is at the end of the stream; a full
-        page means "read again now" (callers loop until empty before they wait)."""
+        page means "read again now" (callers loop until empty before they wait).
+
+        Reads Redis only when a doorbell rang since the tail's last fetch (or the tail
+        does not reach back to ``after``): an idle reader is served from memory."""
         with self._lock:
             tail = self._tails.get(stream) if stream in self._waiters else None
             if tail is None and stream in self._waiters:
                 tail = self._tails[stream] = _Tail()
         if tail is None:
-            return self.events.read(stream, after=after).events
+            return self.events.range_after(stream, after)
+        position = entry_key(after or "0")
         with tail.lock:
-            if tail.fetched_generation != tail.generation or not tail.events:
+            if tail.covers_after is None or tail.fetched_generation != tail.generation:
                 generation = tail.generation  # a ring during the fetch forces another one
-                start = tail.events[-1].id if tail.events else after
-                page = self.events.read(stream, after=start, count=READ_PAGE).events
+                if tail.covers_after is None:
+                    page = self.events.range_after(stream, after)
+                    tail.covers_after = position
+                else:
+                    page = self.events.range_after(stream, self._tail_end(tail))
                 tail.extend(page)
                 # A full page may not reach the end of the stream: until a short page
                 # proves the tail is current, every read fetches again (no doorbell
                 # will ring for events that were already there).
                 tail.fetched_generation = generation if len(page) < READ_PAGE else -1
-            cached = tail.after(after)
+            cached = tail.after(position)
+            if cached is None and tail.covers_after is not None:
+                # Behind the tail's start: fetch the gap once; if it is short, the tail
+                # reaches back to this reader from now on (no Redis read per idle wake).
+                gap = self.events.range_after(stream, after, count=READ_PAGE)
+                gap = [event for event in gap if entry_key(event.id) <= tail.covers_after]
+                if len(gap) < READ_PAGE and tail.prepend(position, gap):
+                    cached = tail.after(position)
         if cached is not None:
             return cached
-        return self.events.read(stream, after=after, count=READ_PAGE).events
+        return self.events.range_after(stream, after)
+
+    @staticmethod
+    def _tail_end(tail: _Tail) -> str:
+        """The position the tail's next fetch starts after: its last event, or where it began."""
+        if tail.events:
+            return tail.events[-1].id
+        assert tail.covers_after is not None
+        millis, seq = tail.covers_after
+        return f"{millis}-{seq}"
 
     def _ring(self, stream: str) -> None:
         with self._lock:

@@ -17,14 +17,14 @@ import threading
 import time
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask
 from flask_sock import ConnectionClosed, Sock
 
 from shared.assistant.asking import is_terminal_for
 from shared.core import metrics
 from shared.core.events import ControlType
 from shared.core.settings import Settings
-from shared.identity.users import TokenError, User, verify_token
+from shared.identity.users import User
 from shared.realtime.conversations import owns_conversation
 from shared.realtime.eventlog import Event, EventLog, is_entry_id, position_before
 from web.errors import SERVER_DOWN_RETRY_AFTER_SECONDS, ApiError, server_down
@@ -33,6 +33,13 @@ from web.realtime.asking import ask, record_answer_metrics
 from web.realtime.relay import Waiter
 from web.realtime.shutdown import shutting_down
 from web.realtime.ws_guard import SocketGuard
+from web.realtime.ws_handshake import (
+    CLOSE_TRY_LATER,
+    advise_and_close,
+    authenticate,
+    origin_allowed,
+    record_close,
+)
 from web.validation import optional_id, parse_json, reject_lone_surrogates, required_string
 
 log = logging.getLogger(__name__)
@@ -45,7 +52,6 @@ CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 CLOSE_RESTART = 1012
-CLOSE_TRY_LATER = 1013
 CLOSE_NOT_AUTHENTICATED = 4401
 
 _active_lock = threading.Lock()
@@ -67,8 +73,32 @@ class FrameError(ValueError):
 
 
 class SocketSession:
-    """One authenticated socket: its cursors, its heartbeat and its two loops."""
+    """One authenticated socket: its cursors, its heartbeat, and its one loop.
 
+    Everything a socket does happens in the greenlet gunicorn gave it: the
+    loop waits on simple-websocket's own "frame arrived" event, which the
+    relay's doorbell also sets (``Waiter(ws.event)``), then reads the frames,
+    sends the new events and does whatever is due (ping, pong timeout,
+    token re-check). No second greenlet, no lock, no timer: an idle socket
+    sleeps until its next duty, and reading its cursors is served from the
+    relay's memory, so it costs no Redis call.
+    """
+
+    __slots__ = (
+        "ws",
+        "svc",
+        "user",
+        "events",
+        "cursors",
+        "asked",
+        "closed",
+        "close_code",
+        "close_reason",
+        "last_pong",
+        "ping_sent_at",
+        "waiter",
+        "guard",
+    )
     guard: SocketGuard  # set by SocketGuard.run, which runs the session
 
     def __init__(self, ws: Any, svc: Services, user: User) -> None:
@@ -76,17 +106,15 @@ class SocketSession:
         self.svc = svc
         self.user = user
         self.events = EventLog(svc.redis, svc.settings)
-        self.send_lock = threading.Lock()
-        self.cursor_lock = threading.Lock()
         self.cursors: dict[str, str] = {}
         self.asked: dict[str, str] = {}  # client_message_id -> conversation stream (for metrics)
-        self.closed = threading.Event()
+        self.closed = False
         self.close_code = CLOSE_NORMAL
         self.close_reason = "normal"
         self.last_pong = time.monotonic()
         self.ping_sent_at: float | None = None
         svc.relay.start()
-        self.waiter = Waiter()
+        self.waiter = Waiter(getattr(ws, "event", None))
 
     # --- sending -----------------------------------------------------------------
 
@@ -101,21 +129,17 @@ class SocketSession:
         self._send_text(event.json, event.type)
 
     def _send_text(self, text: str, frame_type: str) -> None:
-        with self.send_lock:
-            self.ws.send(text)
+        self.ws.send(text)
         metrics.count_frame_sent(frame_type)
 
     def close(self, code: int, reason: str, message: str = "") -> None:
-        if self.closed.is_set():
+        if self.closed:
             return
         self.close_code, self.close_reason = code, reason
-        self.closed.set()
+        self.closed = True
         try:
-            with self.send_lock:
-                self.ws.close(reason=code, message=message or reason)
-        except ConnectionClosed:
-            pass
-        except OSError:
+            self.ws.close(reason=code, message=message or reason)
+        except (ConnectionClosed, OSError):
             pass
 
     def advise(self, why: str, retry_after_ms: int) -> None:
@@ -133,68 +157,66 @@ class SocketSession:
 
     def follow(self, stream: str, after: str) -> None:
         """Start (or keep) following ``stream`` after ``after``."""
-        with self.cursor_lock:
-            if stream not in self.cursors:
-                self.cursors[stream] = after
-                self.svc.relay.add_stream(self.waiter, stream)
+        if stream not in self.cursors:
+            self.cursors[stream] = after
+            self.svc.relay.add_stream(self.waiter, stream)
         self.waiter.ring()
 
     def flush(self) -> None:
         """Send every event past each cursor, in order, advancing the cursor as it goes."""
-        with self.cursor_lock:
-            positions = list(self.cursors.items())
-        for stream, after in positions:
+        for stream, after in list(self.cursors.items()):
             # Page after page until the end: a resume far behind must not stop at one page.
             while page := self.svc.relay.read_after(stream, after):
                 for event in page:
                     self.send_event(event)
-                    with self.cursor_lock:
-                        self.cursors[stream] = after = event.id
+                    self.cursors[stream] = after = event.id
                     cmid = str(event.data.get("client_message_id", ""))
                     if cmid in self.asked and is_terminal_for(event, cmid):
                         del self.asked[cmid]
                         record_answer_metrics(event)
 
-    def sender_loop(self) -> None:
+    # --- the loop ----------------------------------------------------------------
+
+    def idle_seconds(self) -> float:
+        """How long the loop may sleep: until the next ping, pong deadline or token re-check."""
         settings = self.svc.settings
-        try:
-            while not self.closed.is_set():
-                self.flush()
-                if shutting_down.is_set():
-                    self.advise("restart", 1000)
-                    self.close(CLOSE_RESTART, "restart")
-                    return
-                if self.guard.session_over(self):  # token expired or revoked: 4401
-                    return
-                now = time.monotonic()
-                if self.ping_sent_at is None and now - self.last_pong >= settings.ws_ping_seconds:
-                    self.ping_sent_at = now
-                    self.send({"type": ControlType.PING})
-                if (
-                    self.ping_sent_at is not None
-                    and now - self.ping_sent_at > settings.ws_pong_timeout_seconds
-                ):
-                    self.close(CLOSE_GOING_AWAY, "pong_timeout")
-                    return
-                self.waiter.wait(min(1.0, settings.ws_ping_seconds))
-        except ConnectionClosed:
-            self.closed.set()
-        except Exception as exc:
-            if server_down(exc) is not None:
-                self.advise_server_down(exc)
-                return
-            log.exception("websocket sender failed")
-            self.close(CLOSE_INTERNAL, "internal_error")
+        now = time.monotonic()
+        if self.ping_sent_at is None:
+            due = self.last_pong + settings.ws_ping_seconds
+        else:
+            due = self.ping_sent_at + settings.ws_pong_timeout_seconds
+        due = min(due, self.guard.recheck.next_at)
+        if self.user.expires_at:
+            due = min(due, now + self.user.expires_at - time.time())
+        return min(max(0.05, due - now + 0.01), settings.ws_ping_seconds)
 
-    # --- receiving ---------------------------------------------------------------
+    def duties(self) -> bool:
+        """Send new events, then what is due; False once the socket was closed."""
+        settings = self.svc.settings
+        self.flush()
+        if shutting_down.is_set():
+            self.advise("restart", 1000)
+            self.close(CLOSE_RESTART, "restart")
+            return False
+        if self.guard.session_over(self):  # token expired or revoked: 4401
+            return False
+        now = time.monotonic()
+        if self.ping_sent_at is None and now - self.last_pong >= settings.ws_ping_seconds:
+            self.ping_sent_at = now
+            self.send({"type": ControlType.PING})
+        if (
+            self.ping_sent_at is not None
+            and now - self.ping_sent_at > settings.ws_pong_timeout_seconds
+        ):
+            self.close(CLOSE_GOING_AWAY, "pong_timeout")
+            return False
+        return True
 
-    def receive_loop(self) -> None:
-        while not self.closed.is_set():
-            raw = self.ws.receive(timeout=1.0)
-            if raw is None:
-                continue
+    def receive_frames(self) -> bool:
+        """Handle every frame that arrived; False once the socket was closed."""
+        while (raw := self.ws.receive(timeout=0)) is not None:
             if self.guard.frames_over(self):  # error frame, then 1013
-                return
+                return False
             try:
                 self.handle(raw)
             except (FrameError, ApiError) as error:
@@ -203,11 +225,11 @@ class SocketSession:
                 raise
             except Exception as exc:  # noqa: BLE001 - a frame must never kill the socket
                 if server_down(exc) is not None:
-                    self.advise_server_down(exc)
-                    return
+                    raise
                 # Never let it reach Flask: its 500 page would be written into the socket.
                 log.exception("websocket frame failed")
                 self.send_error("internal_error", "Something went wrong on our side.", None)
+        return not self.closed
 
     def send_error(self, code: str, message: str, field: str | None) -> None:
         self.send({"type": ControlType.ERROR, "code": code, "message": message, "field": field})
@@ -287,65 +309,21 @@ class SocketSession:
             }
         )
         self.follow(user_stream, self.events.last_id(user_stream))
-        sender = threading.Thread(target=self.sender_loop, name="ws-sender", daemon=True)
-        sender.start()
         try:
-            self.receive_loop()
+            while self.receive_frames() and self.duties():
+                self.waiter.wait(self.idle_seconds())
         except ConnectionClosed:
-            self.closed.set()
-            self.close_reason = "client_closed"
+            if not self.closed:
+                self.close_reason = "client_closed"
+        except Exception as exc:
+            if server_down(exc) is not None:
+                self.advise_server_down(exc)
+            elif not self.closed:
+                log.exception("websocket session failed")
+                self.close(CLOSE_INTERNAL, "internal_error")
         finally:
-            self.closed.set()
-            self.waiter.ring()
-            sender.join(timeout=5)
+            self.closed = True
             self.svc.relay.remove_waiter(self.waiter)
-
-
-def _authenticate(ws: Any, svc: Services) -> User | None:
-    raw = ws.receive(timeout=svc.settings.ws_auth_timeout_seconds)
-    try:
-        frame = parse_json(raw) if raw is not None else None
-    except ValueError:
-        frame = None
-    if (
-        not isinstance(frame, dict)
-        or frame.get("type") != "auth"
-        or not isinstance(frame.get("token"), str)
-    ):
-        return None
-    try:
-        return verify_token(svc.settings, frame["token"])
-    except TokenError:
-        return None
-
-
-def _advise_and_close(ws: Any, why: str, retry_after_ms: int) -> None:
-    """Before a session exists: an ``advice`` frame, then close 1013 (try again later)."""
-    metrics.WS_RECONNECT_ADVICE.labels(why=why).inc()
-    try:
-        ws.send(
-            json.dumps(
-                {
-                    "type": ControlType.ADVICE,
-                    "why": why,
-                    "reconnect": True,
-                    "retry_after_ms": retry_after_ms,
-                }
-            )
-        )
-        ws.close(reason=CLOSE_TRY_LATER, message=why)
-    except (ConnectionClosed, OSError):
-        pass
-
-
-def _origin_allowed(svc: Services) -> bool:
-    origin = request.headers.get("Origin")
-    return origin is not None and origin in svc.settings.allowed_origins
-
-
-def _closed(code: int, reason: str, started: float) -> None:
-    metrics.WS_CLOSES.labels(code=str(code), reason=reason).inc()
-    metrics.WS_CONNECTION_DURATION.observe(time.monotonic() - started)
 
 
 @sock.route("/ws")
@@ -353,29 +331,29 @@ def websocket(ws: Any) -> None:
     global _active_sockets
     svc = services()
     started = time.monotonic()
-    if not _origin_allowed(svc):
+    if not origin_allowed(svc):
         ws.close(reason=CLOSE_POLICY, message="origin not allowed")
-        _closed(CLOSE_POLICY, "bad_origin", started)
+        record_close(CLOSE_POLICY, "bad_origin", started)
         return
     if shutting_down.is_set():
         ws.close(reason=CLOSE_RESTART, message="restart")
-        _closed(CLOSE_RESTART, "restart", started)
+        record_close(CLOSE_RESTART, "restart", started)
         return
     with _active_lock:
         overloaded = _active_sockets >= svc.settings.ws_max_connections
         if not overloaded:
             _active_sockets += 1
     if overloaded:
-        _advise_and_close(ws, "overload", 5000)
-        _closed(CLOSE_TRY_LATER, "overload", started)
+        advise_and_close(ws, "overload", 5000)
+        record_close(CLOSE_TRY_LATER, "overload", started)
         return
     metrics.WS_CONNECTIONS_ACTIVE.inc()
     session: SocketSession | None = None
     try:
-        user = _authenticate(ws, svc)
+        user = authenticate(ws, svc)
         if user is None:
             ws.close(reason=CLOSE_NOT_AUTHENTICATED, message="not authenticated")
-            _closed(CLOSE_NOT_AUTHENTICATED, "not_authenticated", started)
+            record_close(CLOSE_NOT_AUTHENTICATED, "not_authenticated", started)
             return
         session = SocketSession(ws, svc, user)
         SocketGuard(svc, user).run(session)  # token re-checks, frame budget, socket slot
@@ -387,8 +365,8 @@ def websocket(ws: Any) -> None:
         if session is not None:
             session.advise_server_down(exc)
         else:  # Redis went away during the handshake: same advice, no session yet
-            _advise_and_close(ws, "server_unavailable", SERVER_DOWN_RETRY_AFTER_SECONDS * 1000)
-            _closed(CLOSE_TRY_LATER, "server_unavailable", started)
+            advise_and_close(ws, "server_unavailable", SERVER_DOWN_RETRY_AFTER_SECONDS * 1000)
+            record_close(CLOSE_TRY_LATER, "server_unavailable", started)
     finally:
         with _active_lock:
             _active_sockets -= 1
@@ -397,4 +375,4 @@ def websocket(ws: Any) -> None:
             code = session.close_code
             if ws.close_reason == CLOSE_TOO_BIG:
                 code, session.close_reason = CLOSE_TOO_BIG, "too_big"
-            _closed(code, session.close_reason, started)
+            record_close(code, session.close_reason, started)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 
 import pytest
 
@@ -118,3 +119,63 @@ def test_a_reader_behind_reaches_the_end_across_a_redis_restart(tmp_path, settin
         own.stop()
         if restarted is not None:
             restarted.stop()
+
+
+@pytest.mark.timeout(30)
+def test_an_idle_reader_costs_no_redis_call_until_a_doorbell(tmp_path, settings) -> None:
+    """Issue 14 item 1: "empty at generation g" is remembered, counted on the server itself.
+
+    Before, an empty tail re-read Redis on every call (epoch SET NX + GET + XRANGE), so
+    thousands of idle sockets waking once a second made tens of thousands of calls.
+    """
+    import dataclasses
+
+    from devtools.servers import start_redis
+    from tests.redis_calls import calls_between, command_counts
+
+    own = start_redis(tmp_path / "redis", appendonly=False)
+    mine = dataclasses.replace(settings, redis_url=own.url)
+    r = get_redis(mine)
+    events = EventLog(r, mine)
+    relay = Relay(r, mine)
+    empty = events.conversation_stream("c_idle_empty")
+    busy = events.conversation_stream("c_idle_busy")
+    first = events.append(busy, "delta", {"n": 0}, dedup_key="0")
+    try:
+        with relay.listening([empty, busy]) as waiter:
+            assert relay.read_after(empty, "0") == []  # the first read fetches once
+            assert [e.id for e in relay.read_after(busy, "0")] == [first.id]
+            before = command_counts(r)
+            for _ in range(200):  # an idle socket's wake-ups: memory only
+                assert relay.read_after(empty, "0") == []
+                assert relay.read_after(busy, first.id) == []
+                assert [e.id for e in relay.read_after(busy, "0")] == [first.id]
+            assert calls_between(before, command_counts(r)) == {}
+            second = events.append(busy, "delta", {"n": 1}, dedup_key="1")
+            deadline = time.monotonic() + 10
+            while not waiter.wait(0.5) and time.monotonic() < deadline:
+                pass
+            before = command_counts(r)
+            for _ in range(50):  # a hundred readers after one doorbell: one fetch
+                assert [e.id for e in relay.read_after(busy, first.id)] == [second.id]
+            assert calls_between(before, command_counts(r)) == {"xrange": 1}
+    finally:
+        relay.stop()
+        own.stop()
+
+
+@pytest.mark.timeout(30)
+def test_a_reader_behind_the_tail_start_is_served_from_memory_after_one_fetch(
+    settings,
+) -> None:
+    r = get_redis(settings)
+    events = EventLog(r, settings)
+    relay = Relay(r, settings)
+    stream = events.conversation_stream("c_relay_" + secrets.token_hex(4))
+    ids = [events.append(stream, "delta", {"n": n}, dedup_key=str(n)).id for n in range(4)]
+    with relay.listening([stream]):
+        assert [e.id for e in relay.read_after(stream, ids[2])] == ids[3:]  # tail from ids[2]
+        assert [e.id for e in relay.read_after(stream, ids[0])] == ids[1:]  # reaches back
+        r.xtrim(stream, maxlen=0, approximate=False)  # Redis no longer has them: memory does
+        assert [e.id for e in relay.read_after(stream, ids[0])] == ids[1:]
+    relay.stop()

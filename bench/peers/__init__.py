@@ -1,0 +1,1 @@
+"""Peers measured beside Mailchat in ``make bench`` (small apps the benchmarks start)."""
