@@ -5,8 +5,9 @@ overruns is reported as such and the others still run):
 
 1. one stack (fresh Redis + noida-db, a Celery worker, one gevent web
    process) over the demo mailbox: ``chat`` (first delta vs Elasticsearch),
-   the socket figures, then ``reconnect_storm`` (which restarts the web);
-   then the mail sync figures on the same servers;
+   the fan-out figures, then ``reconnect_storm`` (which restarts the web);
+   then ``ws_idle`` (Mailchat and Flask-SocketIO, each its own web process)
+   and the mail sync figures on the same servers;
 2. fresh servers: ``ingest`` (50,000 generated emails, import vs raw
    ``helpers.bulk``);
 3. fresh servers: the own-mailbox figures (upload + import, search by size).
@@ -31,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from bench import chat, ingest, realtime, reconnect_storm
+from bench import chat, ingest, realtime, reconnect_storm, ws_idle
 from bench.mail_sync import bench_mail_sync
 from bench.mailbox import BIG, bench_mailbox
 from bench.results import Figure, report
@@ -49,6 +50,7 @@ BOUNDS = {
     "chat": 240,
     "realtime": 240,
     "reconnect_storm": 180,
+    "ws_idle": 600,
     "mail_sync": 300,
     "ingest": 420,
     "mailbox": 600,
@@ -122,7 +124,7 @@ def stack_benchmarks(run: Run, settings: Settings, workdir: Path) -> None:
         run.measure("chat", lambda: chat.run(base, token))
         run.measure(
             "realtime",
-            lambda: realtime.run(settings, settings.web_port, web.pid, token, user.id),
+            lambda: realtime.run(settings, settings.web_port, token, user.id),
         )
         serving: list[subprocess.Popen[bytes]] = []
 
@@ -146,6 +148,8 @@ def main() -> int:
     with local_servers("mailchat-bench:") as (settings, workdir):
         settings = bench_settings(settings)
         stack_benchmarks(run, settings, workdir)
+        # Its own web processes (Mailchat's and the Flask-SocketIO peer's) on free ports.
+        run.measure("ws_idle", lambda: ws_idle.run(settings, workdir))
         run.measure("mail_sync", lambda: bench_mail_sync(settings, workdir))
     with tempfile.TemporaryDirectory(prefix="mailchat-bench-mbox-") as shared_dir:
         big = Path(shared_dir) / "takeout-50k.mbox"

@@ -1,9 +1,8 @@
-"""Socket figures for ``make bench`` (issue 3), until ``bench.ws_idle``/``bench.ws_fanout`` land.
+"""Socket helpers for the benchmarks, and the fan-out figures until ``bench.ws_fanout`` lands.
 
-- Idle WebSockets one gevent web process holds, and its memory per socket.
 - Fan-out: events per second and p99 latency to 1,000 connected sockets.
 
-(The time to the first ``delta`` moved to ``bench.chat``.)
+(The time to the first ``delta`` moved to ``bench.chat``, idle sockets to ``bench.ws_idle``.)
 
 The socket benchmarks use a minimal selector-driven WebSocket client below,
 because a thread per client (as a normal client library would use) would
@@ -27,7 +26,6 @@ from shared.core.clients import get_redis
 from shared.core.settings import Settings
 from shared.realtime.eventlog import EventLog
 
-IDLE_SOCKETS = 5000
 FANOUT_SOCKETS = 1000
 FANOUT_EVENTS = 100
 
@@ -141,39 +139,30 @@ def fanout(
     return expected / elapsed, percentile(latencies, 0.5), percentile(latencies, 0.99)
 
 
-def run(settings: Settings, port: int, master_pid: int, token: str, user_id: str) -> list[Figure]:
-    """Idle sockets and fan-out on the running web process, as figures."""
-    before = worker_rss_bytes(master_pid)
-    idle = open_sockets(port, f"http://{settings.web_host}:{port}", token, IDLE_SOCKETS)
-    time.sleep(2)
-    after = worker_rss_bytes(master_pid)
-    rss = {"rss_before_mib": round(before / 2**20), "rss_after_mib": round(after / 2**20)}
-    figures = [
-        Figure("realtime.idle_sockets", len(idle), "sockets", detail=rss),
-        Figure(
-            "realtime.idle_kib_per_socket",
-            round((after - before) / len(idle) / 1024, 1),
-            "KiB",
-            aim="<= 40 KiB",
-            detail=rss,
-        ),
-    ]
-    for raw in idle[FANOUT_SOCKETS:]:
-        raw.sock.close()
-    fan = idle[:FANOUT_SOCKETS]
-    burst = {"sockets": FANOUT_SOCKETS, "events": FANOUT_EVENTS}
-    rate, _, p99 = fanout(settings, fan, user_id, FANOUT_EVENTS, 0.0)
-    figures.append(
-        Figure("realtime.fanout_burst_frames_per_second", round(rate), "frames/s", detail=burst)
-    )
-    figures.append(Figure("realtime.fanout_burst_p99", round(p99 * 1000, 1), "ms", detail=burst))
-    _, p50, p99 = fanout(settings, fan, user_id, 20, 0.5)
-    steady = {"sockets": FANOUT_SOCKETS, "events_per_second": 2}
-    figures.append(Figure("realtime.fanout_steady_p50", round(p50 * 1000, 1), "ms", detail=steady))
-    figures.append(Figure("realtime.fanout_steady_p99", round(p99 * 1000, 1), "ms", detail=steady))
-    for raw in fan:
-        raw.sock.close()
-    return figures
+def run(settings: Settings, port: int, token: str, user_id: str) -> list[Figure]:
+    """Fan-out to 1,000 sockets on the running web process, as figures."""
+    fan = open_sockets(port, f"http://{settings.web_host}:{port}", token, FANOUT_SOCKETS)
+    try:
+        burst = {"sockets": FANOUT_SOCKETS, "events": FANOUT_EVENTS}
+        rate, _, p99 = fanout(settings, fan, user_id, FANOUT_EVENTS, 0.0)
+        figures = [
+            Figure(
+                "realtime.fanout_burst_frames_per_second", round(rate), "frames/s", detail=burst
+            ),
+            Figure("realtime.fanout_burst_p99", round(p99 * 1000, 1), "ms", detail=burst),
+        ]
+        _, p50, p99 = fanout(settings, fan, user_id, 20, 0.5)
+        steady = {"sockets": FANOUT_SOCKETS, "events_per_second": 2}
+        figures.append(
+            Figure("realtime.fanout_steady_p50", round(p50 * 1000, 1), "ms", detail=steady)
+        )
+        figures.append(
+            Figure("realtime.fanout_steady_p99", round(p99 * 1000, 1), "ms", detail=steady)
+        )
+        return figures
+    finally:
+        for raw in fan:
+            raw.sock.close()
 
 
 def raise_fd_limit() -> None:

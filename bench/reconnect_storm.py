@@ -87,6 +87,7 @@ class Storm:
         self.producing = threading.Event()
         self.connected = 0
         self.resets = 0
+        self.advice: dict[str, int] = {}
         self.old_exit_seconds = 0.0
 
     # The producer: a thread, round-robin over the conversations, at a fixed rate.
@@ -161,6 +162,9 @@ class Storm:
                     )
                     client.last_id = frame["id"]
                     self.note_caught_up(client)
+                elif kind in ("advice", "error"):  # why the server closes or refuses
+                    why = f"{kind}:{frame.get('why') or frame.get('code')}"
+                    self.advice[why] = self.advice.get(why, 0) + 1
                 elif kind == "reset":  # its position was lost: counted, and judged as lost events
                     self.resets += 1
 
@@ -268,6 +272,7 @@ def run(
         "close_codes": codes,
         "connects": sum(c.connects for c in clients),
         "resets": storm.resets,
+        "advice": storm.advice,
         "old_web_exit_seconds": round(storm.old_exit_seconds, 2),
         "resumed_p50_seconds": round(statistics.median(after), 2) if after else None,
     }
