@@ -34,9 +34,10 @@ MEANINGS = {
     "worker's `search` event, minus the search)",
     "chat.pipeline_unqueued": "the pipeline's own work per question: the cost above without "
     "the wait for a worker",
-    "realtime.idle_sockets": "idle WebSockets one gevent web process held",
-    "realtime.idle_kib_per_socket": "web worker RSS growth per idle socket",
-    "realtime.fanout": "events to 1,000 sockets following one stream (a burst, then 2 events/s)",
+    "ws_idle": "idle WebSockets one gevent web process holds, and RSS growth per socket; "
+    "peer: Flask-SocketIO, same gunicorn/gevent setup (bench/ws_idle.py)",
+    "ws_fanout": "per-conversation delivery to 1,000 sockets at an offered rate: delivered "
+    "rate and p99; peer: Flask-SocketIO with its Redis queue (bench/ws_fanout.py)",
     "reconnect_storm.all_resumed": "1,000 WebSockets dropped by a web restart (SIGTERM, new "
     "process): until the last one is back with everything it missed; floor: the restart alone",
     "reconnect_storm.lost": "events appended during the storm that a client never received",
