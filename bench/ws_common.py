@@ -181,10 +181,17 @@ class Sockets:
                     token = self.server.tokens[index % len(self.server.tokens)]
                     raw.send_text(json.dumps({"type": "auth", "token": token}))
                 self._read(index)  # the peer's open packet may have come with the handshake
+                if index % 20 == 0:
+                    self.poll()  # a slow handshake must not leave earlier pings unanswered
             self.pump_until(
                 lambda: len(self.ready) >= len(self.sockets), deadline - time.monotonic()
             )
         return len(self.ready)
+
+    def poll(self) -> None:
+        """Read whatever has arrived, without waiting."""
+        for key, _ in self.selector.select(timeout=0):
+            self._read(key.data)
 
     def pump(self, seconds: float) -> None:
         self.pump_until(lambda: False, seconds)

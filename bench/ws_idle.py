@@ -53,6 +53,7 @@ def measure(server: Server, sockets: int) -> dict[str, Any]:
         "rss_after_mib": round(after / 2**20, 1),
         "kib_each": round((after - before) / max(1, held.open_count) / 1024, 1),
         "closes": dict(held.closes),
+        "advice": dict(held.advice),
     }
     held.close_all()
     return result

@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import Flask
 from flask_sock import ConnectionClosed, Sock
+from wsproto.connection import ConnectionState
 
 from shared.assistant.asking import is_terminal_for
 from shared.core import metrics
@@ -26,7 +27,7 @@ from shared.core.events import ControlType
 from shared.core.settings import Settings
 from shared.identity.users import User
 from shared.realtime.conversations import owns_conversation
-from shared.realtime.eventlog import Event, EventLog, is_entry_id, position_before
+from shared.realtime.eventlog import READ_PAGE, Event, EventLog, is_entry_id, position_before
 from web.errors import SERVER_DOWN_RETRY_AFTER_SECONDS, ApiError, server_down
 from web.extensions import Services, services
 from web.realtime.asking import ask, record_answer_metrics
@@ -37,8 +38,10 @@ from web.realtime.ws_handshake import (
     CLOSE_TRY_LATER,
     advise_and_close,
     authenticate,
+    negotiated_no_extension,
     origin_allowed,
     record_close,
+    text_frame,
 )
 from web.validation import optional_id, parse_json, reject_lone_surrogates, required_string
 
@@ -98,6 +101,7 @@ class SocketSession:
         "ping_sent_at",
         "waiter",
         "guard",
+        "plain",
     )
     guard: SocketGuard  # set by SocketGuard.run, which runs the session
 
@@ -115,6 +119,7 @@ class SocketSession:
         self.ping_sent_at: float | None = None
         svc.relay.start()
         self.waiter = Waiter(getattr(ws, "event", None))
+        self.plain = negotiated_no_extension(ws)
 
     # --- sending -----------------------------------------------------------------
 
@@ -125,8 +130,20 @@ class SocketSession:
         )
 
     def send_event(self, event: Event) -> None:
-        """Send a log event as itself (its JSON is built once for every socket)."""
-        self._send_text(event.json, event.type)
+        """Send a log event as itself: its JSON, and its frame, are built once for every socket.
+
+        Without an extension (no per-message deflate) a server's text frame is the same bytes
+        for every socket, so a thousand followers of a conversation share one encoding and
+        each only writes it; otherwise (or once closing) wsproto frames it for this socket.
+        """
+        connection = self.ws.ws.connection if self.plain else None
+        if connection is None or connection.state is not ConnectionState.OPEN:
+            self._send_text(event.json, event.type)
+            return
+        if not self.ws.connected:
+            raise ConnectionClosed(self.ws.close_reason, self.ws.close_message)
+        self.ws.sock.sendall(text_frame(event.json))
+        metrics.count_frame_sent(event.type)
 
     def _send_text(self, text: str, frame_type: str) -> None:
         self.ws.send(text)
@@ -174,6 +191,8 @@ class SocketSession:
                     if cmid in self.asked and is_terminal_for(event, cmid):
                         del self.asked[cmid]
                         record_answer_metrics(event)
+                if len(page) < READ_PAGE:
+                    break  # the end as of now; a newer event rings the waiter again
 
     # --- the loop ----------------------------------------------------------------
 

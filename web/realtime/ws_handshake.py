@@ -1,13 +1,15 @@
-"""Before a WebSocket session exists: its Origin, its auth frame, advice, and close metrics."""
+"""Around a WebSocket session: its Origin, auth frame, negotiated framing, advice, close metrics."""
 
 from __future__ import annotations
 
 import json
 import time
+from functools import lru_cache
 from typing import Any
 
 from flask import request
 from flask_sock import ConnectionClosed
+from wsproto.frame_protocol import FrameProtocol
 
 from shared.core import metrics
 from shared.core.events import ControlType
@@ -63,3 +65,15 @@ def origin_allowed(svc: Services) -> bool:
 def record_close(code: int, reason: str, started: float) -> None:
     metrics.WS_CLOSES.labels(code=str(code), reason=reason).inc()
     metrics.WS_CONNECTION_DURATION.observe(time.monotonic() - started)
+
+
+@lru_cache(maxsize=256)
+def text_frame(text: str) -> bytes:
+    """One server-to-client text frame (unmasked, no extension), by wsproto, once per event."""
+    return bytes(FrameProtocol(client=False, extensions=[]).send_data(text, fin=True))
+
+
+def negotiated_no_extension(ws: Any) -> bool:
+    """True when the handshake agreed on no extension, so frames may be shared between sockets."""
+    connection = getattr(getattr(ws, "ws", None), "connection", None)
+    return getattr(getattr(connection, "_proto", None), "extensions", None) == []
