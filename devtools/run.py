@@ -93,7 +93,9 @@ def prepare_demo(settings: Settings) -> str:
         # The whole demo is kept: it spans the retention (mail older than that is not kept).
         days=min(120, settings.retention_days - 1) if settings.retention_days > 1 else 120,
     )
-    stats = import_mbox(es, settings, user.id, mbox_path, refresh=True)
+    stats = import_mbox(
+        es, settings, user.id, mbox_path, refresh=True, owner_addresses=[user.email]
+    )
     r.set(flag, datetime.now(UTC).isoformat())
     skipped = (
         f" ({stats.skipped_expired} older than {settings.retention_days} days not kept)"

@@ -20,6 +20,7 @@ from shared.index.lifecycle.policy import LifecycleError
 from shared.index.template import bootstrap
 from shared.index.writer import import_messages, mbox_messages
 from shared.privacy.delete_data import SyncStillRunning, delete_user_data
+from shared.sync.accounts import owner_addresses
 from web.cli_progress import ImportProgress
 from web.extensions import services
 
@@ -109,6 +110,7 @@ def index_migrate(dry_run: bool) -> None:
             dry_run=dry_run,
             owner="cli",
             on_step=lambda step, index: click.echo(f"{step} {index}", err=True),
+            owner_addresses=lambda user_id: owner_addresses(svc.redis, svc.settings, user_id),
         )
     except LifecycleError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -133,6 +135,7 @@ def mail_import_mbox(path: Path, email: str) -> None:
         source="mbox",
         refresh=True,
         on_batch_indexed=progress,
+        owner_addresses=owner_addresses(svc.redis, svc.settings, user.id),
     )
     progress.close(stats)
     click.echo(json.dumps(stats.as_dict()))

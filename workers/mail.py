@@ -170,6 +170,9 @@ def import_mbox(
             log.warning("import_mbox: account %s is gone", account_id)
             return {"outcome": "missing"}
         return _sync(self, account_id, announce=True)
-    stats = import_mbox_file(get_elasticsearch(settings), settings, user_id, path)
+    owners = accounts.owner_addresses(get_redis(settings), settings, user_id)
+    stats = import_mbox_file(
+        get_elasticsearch(settings), settings, user_id, path, owner_addresses=owners
+    )
     log.info("imported an mbox for %s: %s", user_hash(user_id), stats.as_dict())
     return stats.as_dict()

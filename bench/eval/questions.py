@@ -86,15 +86,17 @@ def build_questions(facts: list[MailFact], now: datetime) -> list[Question]:
                 )
             )
 
+    # One company per organisation: "careers.northwind.example" (its application
+    # confirmations) is Northwind's, as "emails from Northwind" means (endswith below).
     companies = sorted(
         {
-            f.domain
+            f.domain.removeprefix("careers.")
             for f in inbound
             if f.kind in KIND_WORDS and f.kind not in ("newsletter", "receipt", "personal")
         }
     )
     for domain in companies:
-        name = domain.split(".")[0].removeprefix("careers.").capitalize()
+        name = domain.split(".")[0].capitalize()
         found = where(lambda f, d=domain: f.domain.endswith(d), 90)
         questions.append(
             Question(
@@ -225,6 +227,21 @@ def build_questions(facts: list[MailFact], now: datetime) -> list[Question]:
     first = len(questions)
     questions.append(
         Question(
+            "interviews in the last 30 days",
+            "find",
+            _newest_first(where(lambda f: f.kind == "interview", 30)),
+            tags=["follow-up-base"],
+        )
+    )
+    older = [f for f in where(lambda f: f.kind == "interview", 365) if not f.within(30, now)]
+    questions.append(
+        Question(
+            "older than that", "find", _newest_first(older), follow_up_of=first, tags=["follow-up"]
+        )
+    )
+    first = len(questions)
+    questions.append(
+        Question(
             "recruiter emails in the last 60 days",
             "find",
             _newest_first(where(lambda f: f.kind == "recruiter", 60)),
@@ -241,4 +258,89 @@ def build_questions(facts: list[MailFact], now: datetime) -> list[Question]:
             tags=["follow-up"],
         )
     )
+    questions += more_questions(facts, now, companies, people)
+    return questions
+
+
+def more_questions(
+    facts: list[MailFact], now: datetime, companies: list[str], people: list[str]
+) -> list[Question]:
+    """Other phrasings of every intent, labelled from the same facts."""
+    inbound = [f for f in facts if not f.from_owner]
+    questions: list[Question] = []
+
+    def where(test: Callable[..., bool], days: int) -> list[MailFact]:
+        return [f for f in inbound if test(f) and f.within(days, now)]
+
+    for domain in companies[:6]:
+        name = domain.split(".")[0].capitalize()
+        found = where(lambda f, d=domain: f.domain.endswith(d), 90)
+        questions.append(
+            Question(
+                f"how many emails did {name} send me in the last 90 days?",
+                "count",
+                _newest_first(found),
+                count=len(found),
+                tags=["sender"],
+            )
+        )
+    for person in people:
+        latest = _newest_first(where(lambda f, p=person: f.from_name == p, 365))[:1]
+        questions.append(
+            Question(f"when did {person} last email me?", "latest", latest, tags=["person"])
+        )
+    friends = sorted(
+        {
+            f.from_name
+            for f in inbound
+            if f.kind == "personal" and any(a.lower().endswith(".png") for a in f.attachment_names)
+        }
+    )
+    for friend in friends:
+        photos = where(
+            lambda f, p=friend: (
+                f.from_name == p and any(a.lower().endswith(".png") for a in f.attachment_names)
+            ),
+            365,
+        )
+        questions.append(
+            Question(
+                f"the photos {friend} sent me",
+                "attachments",
+                _newest_first(photos),
+                tags=["attachment"],
+            )
+        )
+    for days, text in ((30, "summarize the last 30 days"), (14, "recap of the past 2 weeks")):
+        window = where(lambda f: True, days)
+        important = [
+            f for f in window if f.kind in ("interview", "offer", "rejection", "recruiter")
+        ] or window
+        questions.append(Question(text, "summarize", _newest_first(important), tags=["digest"]))
+    threads: dict[str, list[MailFact]] = {}
+    for fact in facts:
+        threads.setdefault(fact.thread_id, []).append(fact)
+    waiting = [
+        thread[-1] for thread in threads.values()
+        if len(thread) > 1 and not thread[-1].from_owner and thread[-1].within(30, now)
+    ]  # fmt: skip
+    for text in ("which conversations are waiting for my reply?", "what have I not replied to?"):
+        questions.append(Question(text, "needs_reply", _newest_first(waiting), tags=["reply"]))
+    senders: dict[str, MailFact] = {}
+    for fact in sorted((f for f in inbound if f.has_unsubscribe), key=lambda f: f.received_at):
+        senders[fact.from_address] = fact
+    questions.append(
+        Question(
+            "what mailing lists should I unsubscribe from?",
+            "unsubscribe",
+            _newest_first(list(senders.values())),
+            tags=["unsubscribe"],
+        )
+    )
+    for sender in ABSENT_SENDERS[:2]:
+        questions.append(
+            Question(
+                f"how many emails did {sender} send me?", "count", [], count=0, tags=["negative"]
+            )
+        )
     return questions

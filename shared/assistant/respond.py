@@ -22,7 +22,7 @@ from typing import Any
 import redis
 from elasticsearch import Elasticsearch
 
-from shared.assistant.answer import answer_pieces, citation, compose_answer, parse_question
+from shared.assistant.answer import answer_pieces
 from shared.assistant.dedup_keys import answer_ref, event_key, terminal_key
 from shared.assistant.ending import (
     QUESTION_MISSING,
@@ -31,16 +31,20 @@ from shared.assistant.ending import (
     end_question,
     fail_question,
 )
+from shared.assistant.pipeline import Answered, answer_question
 from shared.core.events import EventType
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
-from shared.index.search import SearchTimedOut, search_emails
+from shared.index.search import SearchTimedOut
 from shared.realtime.conversations import owns_conversation
 from shared.realtime.eventlog import EventLog, position_before
 
 log = logging.getLogger(__name__)
 
 DRAFT_TTL_SECONDS = 3600
+# Words per ``delta``: each event is a Redis round trip (plus the cancel check before it),
+# which is most of the assistant's own time; a line of an answer is one or two pieces.
+WORDS_PER_PIECE = 16
 
 
 class Outcome(StrEnum):
@@ -60,6 +64,7 @@ class AskedQuestion:
     question: str
     window_days: int
     attempt: int = 0
+    question_event_id: str = ""  # where its conversation's earlier turns end
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,8 @@ class Draft:
     citations: list[dict[str, Any]]
     search: dict[str, Any]
     elasticsearch_seconds: float
+    search_requests: int = 0
+    assistant_seconds: float = 0.0  # the assistant's own time, the search server's excluded
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
@@ -103,6 +110,7 @@ def load_question(
         str(data.get("q", "")),
         int(data["window_days"]),
         attempt,
+        str(entry_id),
     )
 
 
@@ -121,16 +129,36 @@ def prepare_draft(
     stored = r.get(key)
     if stored:
         return Draft.from_json(str(stored))
-    parsed = parse_question(asked.question, asked.window_days)
-    outcome = search_emails(es, settings, owner_id, parsed.keywords, parsed.window_days)
-    draft = Draft(
-        compose_answer(outcome),
-        [citation(hit) for hit in outcome.hits],
-        outcome.description(),
-        outcome.elasticsearch_seconds,
+    answered = answer_question(
+        es,
+        r,
+        settings,
+        owner_id=owner_id,
+        conversation_id=asked.conversation_id,
+        question=asked.question,
+        question_event_id=asked.question_event_id,
+        window_days=asked.window_days,
     )
+    draft = compose_draft(answered)
     r.set(key, draft.to_json(), nx=True, ex=DRAFT_TTL_SECONDS)
     return Draft.from_json(str(r.get(key) or draft.to_json()))
+
+
+def compose_draft(answered: Answered) -> Draft:
+    """The draft every run emits, from the pipeline's answer: search, citations, text.
+
+    This is the one place where the answer's text is chosen; a phrasing step
+    (an LLM writing from the same retrieved emails) would replace ``answer``
+    here, never the citations or the search block.
+    """
+    return Draft(
+        answered.answer,
+        answered.citations,
+        answered.search,
+        answered.elasticsearch_seconds,
+        answered.search_requests,
+        answered.assistant_seconds,
+    )
 
 
 def _state(r: redis.Redis, settings: Settings, asked: AskedQuestion) -> Outcome | None:
@@ -154,7 +182,7 @@ def answer_parts(draft: Draft) -> list[tuple[str, str, dict[str, Any]]]:
         (EventType.SEARCH, "search", {"search": draft.search}),
         (EventType.HITS, "hits", {"citations": draft.citations}),
     ]
-    for number, piece in enumerate(answer_pieces(draft.answer)):
+    for number, piece in enumerate(answer_pieces(draft.answer, WORDS_PER_PIECE)):
         parts.append((EventType.DELTA, f"delta:{number}", {"text": piece, "index": number}))
     return parts
 

@@ -23,6 +23,35 @@ ASSISTANT_ES_DURATION = Histogram(
     "Time the assistant's Elasticsearch search took.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+ASSISTANT_INTENT = Counter(
+    "assistant_intent_total", "Questions answered, by the intent the assistant read.", ["intent"]
+)
+ASSISTANT_RELAXED = Counter(
+    "assistant_relaxed_total",
+    "Answers found only after relaxing the strict query, by the step that found them.",
+    ["step"],
+)
+ASSISTANT_ANSWER_SECONDS = Histogram(
+    "assistant_answer_seconds",
+    "Time to compute an answer (understanding, searches, composing), the search server's included.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+ASSISTANT_LLM_SECONDS = Histogram(
+    "assistant_llm_seconds",
+    "Time the optional LLM phrasing step took.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+ASSISTANT_LLM_FALLBACKS = Counter(
+    "assistant_llm_fallbacks_total",
+    "Answers sent rule-based because the LLM step failed, by reason.",
+    ["reason"],
+)
+# The fixed vocabularies of the labels above (anything else is counted as "other").
+INTENTS = frozenset(
+    {"find", "count", "summarize", "latest", "needs_reply", "unsubscribe", "attachments",
+     "unsupported"}
+)  # fmt: skip
+RELAX_STEPS = frozenset({"window", "fuzzy", "drop_word", "any_words"})
 MAIL_PARSE_WARNINGS = Counter(
     "mail_parse_warnings_total", "Emails indexed with parse warnings (decoded as far as possible)."
 )
@@ -67,6 +96,18 @@ def record_assistant_search(window_days: int, total_hits: int, es_seconds: float
     has_hits = "true" if total_hits > 0 else "false"
     ASSISTANT_TOOL_QUERIES.labels(window_bucket=window_bucket(window_days), has_hits=has_hits).inc()
     ASSISTANT_ES_DURATION.observe(es_seconds)
+
+
+def record_assistant_answer(search: dict[str, Any], answer_seconds: float | None) -> None:
+    """Count one answer's intent, the relaxation step that found it, and its time."""
+    intent = str(search.get("intent") or "find")
+    ASSISTANT_INTENT.labels(intent=intent if intent in INTENTS else "other").inc()
+    relaxed = search.get("relaxed") or []
+    if relaxed:
+        step = str(relaxed[-1])
+        ASSISTANT_RELAXED.labels(step=step if step in RELAX_STEPS else "other").inc()
+    if answer_seconds is not None:
+        ASSISTANT_ANSWER_SECONDS.observe(answer_seconds)
 
 
 # Realtime delivery (issue 3). Gauges sum across gunicorn workers in multiprocess mode.

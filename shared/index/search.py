@@ -33,7 +33,19 @@ log = logging.getLogger(__name__)
 # How much longer than the server-side timeout the client waits for the answer:
 # time for the server to notice its timeout and send back what it has.
 CLIENT_GRACE_SECONDS = 2.0
-SOURCE_FIELDS = ["subject", "from_address", "from_name", "received_at", "snippet", "labels"]
+SOURCE_FIELDS = [
+    "subject",
+    "from_address",
+    "from_name",
+    "received_at",
+    "snippet",
+    "labels",
+    "category",
+    "thread_id",
+    "attachment_names",
+    "list_unsubscribe",
+    "from_me",
+]
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,84 @@ class EmailHit:
     received_at: str
     snippet: str
     labels: list[str] = field(default_factory=list)
+    category: str | None = None
+    thread_id: str = ""
+    attachment_names: list[str] = field(default_factory=list)
+    list_unsubscribe: str = ""
+    from_me: bool = False
+
+    @classmethod
+    def from_hit(cls, hit: dict[str, Any]) -> EmailHit:
+        source = hit.get("_source") or {}
+        return cls(
+            id=hit["_id"],
+            subject=source.get("subject", ""),
+            from_address=source.get("from_address", ""),
+            from_name=source.get("from_name", ""),
+            received_at=source.get("received_at", ""),
+            snippet=source.get("snippet", ""),
+            labels=list(source.get("labels") or []),
+            category=source.get("category"),
+            thread_id=str(source.get("thread_id") or ""),
+            attachment_names=list(source.get("attachment_names") or []),
+            list_unsubscribe=str(source.get("list_unsubscribe") or ""),
+            from_me=bool(source.get("from_me")) or "Sent" in (source.get("labels") or []),
+        )
+
+
+@dataclass
+class SearchTally:
+    """The search requests one question made, and the time the search server took.
+
+    The assistant may make at most ``MAX_REQUESTS`` per question (an ``msearch``
+    is one); the tally is what the answer reports and ``make bench`` measures.
+    """
+
+    requests: int = 0
+    seconds: float = 0.0
+    timed_out: bool = False
+
+
+MAX_REQUESTS = 3
+
+
+def run_searches(
+    es: Elasticsearch, settings: Settings, bodies: list[dict[str, Any]], tally: SearchTally
+) -> list[dict[str, Any]]:
+    """Run ``bodies`` (raw search bodies) as one ``msearch`` against the alias: one request.
+
+    Every body gets the server-side ``timeout``; the client gives up
+    ``CLIENT_GRACE_SECONDS`` later with ``SearchTimedOut``.
+    """
+    if not bodies:
+        return []
+    if tally.requests >= MAX_REQUESTS:
+        raise RuntimeError(f"a question may make at most {MAX_REQUESTS} search requests")
+    timeout = f"{max(1, int(settings.search_timeout_seconds * 1000))}ms"
+    client = es.options(request_timeout=settings.search_timeout_seconds + CLIENT_GRACE_SECONDS)
+    started = time.perf_counter()
+    try:
+        # One msearch whatever the number of bodies: one request, the same wire form.
+        searches: list[dict[str, Any]] = []
+        for body in bodies:
+            searches += [{"index": settings.index_alias}, {**body, "timeout": timeout}]
+        responses = list(client.msearch(searches=searches)["responses"])
+    except ConnectionTimeout as exc:
+        raise SearchTimedOut(
+            f"no answer from the search server in {settings.search_timeout_seconds:g} s"
+        ) from exc
+    finally:
+        tally.requests += 1
+        tally.seconds += time.perf_counter() - started
+    for response in responses:
+        if "error" in response:
+            raise SearchFailed(str(response["error"])[:300])
+        tally.timed_out = tally.timed_out or bool(response.get("timed_out"))
+    return responses
+
+
+class SearchFailed(RuntimeError):
+    """One search of an ``msearch`` was refused by the server."""
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,13 @@ EMAIL_MAPPINGS: dict[str, Any] = {
             "fields": {"keyword": {"type": "keyword", "ignore_above": 256}},
         },
         "list_unsubscribe": {"type": "keyword", "index": False},
+        # Derived at ingest and by `index migrate` (shared/index/derived.py); the names are
+        # what the assistant filters on: keep them.
+        "category": {"type": "keyword"},
+        "from_me": {"type": "boolean"},
+        "attachment_types": {"type": "keyword"},
+        "has_unsubscribe": {"type": "boolean"},
+        "unread": {"type": "boolean"},
         "size": {"type": "long"},
         "parse_warnings": {"type": "keyword", "ignore_above": 256},
         "source": {"type": "keyword"},
@@ -69,7 +76,8 @@ EMAIL_MAPPINGS: dict[str, Any] = {
 
 # Bump with every change to the template's settings or mappings; `index migrate`
 # then reindexes existing indices into the new generation (shared/lifecycle/migrate.py).
-TEMPLATE_VERSION = 1
+# 2: category, from_me, attachment_types, has_unsubscribe, unread (migrate fills them).
+TEMPLATE_VERSION = 2
 LIFECYCLE_POLICY = "emails-rolling-90d"
 # Key under each index's mappings ``_meta`` where Mailchat stamps when it created the
 # index (and, once rolled over, when), in its own clock: see shared/lifecycle/state.py.

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +32,7 @@ from elasticsearch import Elasticsearch, helpers
 from shared.core import metrics
 from shared.core.settings import Settings
 from shared.index import mail_age
+from shared.index.derived import derived_fields
 from shared.index.lifecycle.placement import indices_behind, locate_in, route_actions
 from shared.mail.mbox import iter_mbox
 from shared.mail.parse import ParsedEmail, parse_email
@@ -125,11 +126,18 @@ def mbox_messages(path: Path | str, start_offset: int = 0) -> Iterator[ProviderM
 
 
 def email_document(
-    owner_id: str, parsed: ParsedEmail, message: ProviderMessage, source: str
+    owner_id: str,
+    parsed: ParsedEmail,
+    message: ProviderMessage,
+    source: str,
+    owner_addresses: Collection[str] = (),
 ) -> dict[str, Any]:
-    """The indexed form of one email. Carries its owner: every search filters on it."""
+    """The indexed form of one email. Carries its owner: every search filters on it.
+
+    ``owner_addresses`` are the mailbox owner's own addresses (the account's address, the
+    user's email for an mbox import): they decide ``from_me``."""
     key = message.message_key or parsed.message_key
-    return {
+    doc = {
         "owner_id": owner_id,
         "message_key": key,
         "message_id": parsed.message_id,
@@ -151,6 +159,8 @@ def email_document(
         "source": source,
         "indexed_at": datetime.now(UTC).isoformat(),
     }
+    doc.update(derived_fields(doc, owner_addresses, parsed.unnamed_attachment_types))
+    return doc
 
 
 def _batches(items: Iterable[ProviderMessage], size: int) -> Iterator[list[ProviderMessage]]:
@@ -173,8 +183,11 @@ def import_messages(
     source: str,
     refresh: bool = False,
     on_batch_indexed: Callable[[ImportStats], None] | None = None,
+    owner_addresses: Collection[str] = (),
 ) -> ImportStats:
     """Parse and bulk-index ``messages`` for ``owner_id`` in batches.
+
+    ``owner_addresses``: the owner's own addresses, for each document's ``from_me``.
 
     ``on_batch_indexed`` runs after each batch is acknowledged by
     Elasticsearch, which is the only safe moment to advance a sync cursor.
@@ -188,7 +201,8 @@ def import_messages(
         in_flight: tuple[Future[tuple[int, list[Any]]], ProviderMessage] | None = None
         for batch in _batches(messages, settings.import_batch_size):
             built = [
-                _action(settings, owner_id, message, source, stats, limit) for message in batch
+                _action(settings, owner_id, message, source, stats, limit, owner_addresses)
+                for message in batch
             ]
             actions = [action for action in built if action is not None]
             stats.seen += len(batch)
@@ -215,6 +229,7 @@ def _action(
     source: str,
     stats: ImportStats,
     limit: datetime | None,
+    owner_addresses: Collection[str],
 ) -> dict[str, Any] | None:
     """The bulk action for one message, or None for mail older than the retention."""
     parsed = parse_email(message.raw, fallback_date=message.fallback_date)
@@ -230,7 +245,7 @@ def _action(
         "_op_type": "index",
         "_index": settings.index_alias,
         "_id": document_id(owner_id, message.message_key or parsed.message_key),
-        "_source": email_document(owner_id, parsed, message, source),
+        "_source": email_document(owner_id, parsed, message, source, owner_addresses),
     }
 
 
@@ -293,9 +308,21 @@ def delete_documents(
 
 
 def import_mbox(
-    es: Elasticsearch, settings: Settings, owner_id: str, path: Path | str, *, refresh: bool = False
+    es: Elasticsearch,
+    settings: Settings,
+    owner_id: str,
+    path: Path | str,
+    *,
+    refresh: bool = False,
+    owner_addresses: Collection[str] = (),
 ) -> ImportStats:
     """Import a Takeout/mbox file for ``owner_id``; re-importing it changes no count."""
     return import_messages(
-        es, settings, owner_id, mbox_messages(path), source="mbox", refresh=refresh
+        es,
+        settings,
+        owner_id,
+        mbox_messages(path),
+        source="mbox",
+        refresh=refresh,
+        owner_addresses=owner_addresses,
     )

@@ -37,6 +37,8 @@ class Walker:
         self.warnings = warnings
         self.texts: list[str] = []
         self.names: list[str] = []
+        # MIME types of attachments sent without a file name: their type is all there is.
+        self.unnamed_types: list[str] = []
         self.attachments = 0
         self.attachment_bytes = 0
         self._info: dict[int, _PartInfo] = {}
@@ -135,6 +137,8 @@ class Walker:
     def _attachment(self, part: Message, ctype: str, filename: str | None) -> None:
         self.attachments += 1
         name = filename
+        if not filename:
+            self.unnamed_types.append(ctype)
         if ctype.startswith("message/"):
             inner: Any = part.get_payload()
             size = _flat_size(inner)

@@ -88,6 +88,8 @@ class ParsedEmail:
     references: list[str]
     size: int
     warnings: list[str]
+    # MIME types of the attachments that have no file name (for ``attachment_types``).
+    unnamed_attachment_types: tuple[str, ...] = ()
 
 
 def _message_key(message_id: str | None, raw: bytes) -> str:
@@ -201,4 +203,5 @@ def _build(
         references=msg_ids(joined(headers, "references")),
         size=len(raw),
         warnings=list(warnings),
+        unnamed_attachment_types=tuple(walker.unnamed_types),
     )

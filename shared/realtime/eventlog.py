@@ -235,3 +235,12 @@ class EventLog:
     def last_id(self, stream: str) -> str:
         entries = cast(Entries, self.redis.xrevrange(stream, count=1))
         return str(entries[0][0]) if entries else "0"
+
+    def read_back(self, stream: str, *, before: str, count: int) -> list[Event]:
+        """Up to ``count`` events strictly before ``before``, newest first.
+
+        The assistant reads a conversation's earlier turns this way (a follow-up
+        refines the last answered question), without paging through the whole log.
+        """
+        entries = cast(Entries, self.redis.xrevrange(stream, max=f"({before}", count=count))
+        return [_entry_to_event(i, f) for i, f in entries]

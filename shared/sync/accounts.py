@@ -279,3 +279,15 @@ def update(r: redis.Redis, settings: Settings, account_id: str, **values: Any) -
         for name, value in values.items()
     }
     r.hset(key, mapping=mapping)
+
+
+def owner_addresses(r: redis.Redis, settings: Settings, user_id: str) -> list[str]:
+    """The user's own addresses (sign-in email and every account's address), lowercased:
+    mail from one of them is ``from_me``."""
+    keys = RedisKeys(settings.key_prefix)
+    email = r.hget(keys.user(user_id), "email")
+    found = {str(email).strip().lower()} if email else set()
+    for account in list_accounts(r, settings, user_id):
+        if "@" in account.address:
+            found.add(account.address.strip().lower())
+    return sorted(found)

@@ -18,6 +18,7 @@ from shared.core.keys import RedisKeys
 from shared.core.locks import RedisLock
 from shared.core.settings import Settings
 from shared.index import writer as importer
+from shared.index.derived import unread
 from shared.index.lifecycle.placement import locate
 from shared.index.writer import document_id
 from shared.sync import accounts
@@ -35,10 +36,16 @@ def delete_documents(es: Elasticsearch, settings: Settings, ids: list[str]) -> i
 
 
 def update_labels(es: Elasticsearch, settings: Settings, labels: dict[str, list[str]]) -> int:
-    """Set the labels of existing documents; a document not indexed (yet) is skipped."""
+    """Set the labels of existing documents (and ``unread``, which follows them: a message
+    read in Gmail is no longer unread here); a document not indexed (yet) is skipped."""
     where = locate(es, settings, labels)  # realtime: finds a document indexed a moment ago
     actions = [
-        {"_op_type": "update", "_index": indices[0], "_id": i, "doc": {"labels": labels[i]}}
+        {
+            "_op_type": "update",
+            "_index": indices[0],
+            "_id": i,
+            "doc": {"labels": labels[i], "unread": unread(labels[i])},
+        }
         for i, indices in where.items()
     ]
     if not actions:

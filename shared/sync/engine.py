@@ -104,6 +104,7 @@ class _Run:
         self.progress_sent = 0
         self.last_progress = 0.0
         self.started = time.monotonic()
+        self.owners = accounts.owner_addresses(r, settings, account.user_id)  # for from_me
 
     def apply(self, batch: SyncBatch) -> None:
         removal = accounts.removal_state(self.redis, self.settings, self.account.id)
@@ -138,6 +139,7 @@ class _Run:
             messages,
             source=self.account.provider,
             on_batch_indexed=on_batch_indexed,
+            owner_addresses=self.owners,
         )
         if not committed:
             raise BatchNotIndexed("the batch was not fully acknowledged")

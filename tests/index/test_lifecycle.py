@@ -27,7 +27,14 @@ from shared.core.locks import LockBusy, RedisLock, hold
 from shared.core.settings import Settings
 from shared.index.lifecycle import LifecycleError, beat_schedule, retention, rollover, status
 from shared.index.lifecycle.policy import parse_duration, parse_size
-from shared.index.template import META_KEY, bootstrap, first_index, template_body
+from shared.index.lifecycle.state import index_name
+from shared.index.template import (
+    META_KEY,
+    TEMPLATE_VERSION,
+    bootstrap,
+    first_index,
+    template_body,
+)
 from shared.index.writer import ProviderMessage, import_messages
 from tests.conftest import PROJECT_ROOT
 
@@ -52,6 +59,11 @@ def raw_email(key: str, when: datetime, subject: str = "hello") -> bytes:
 
 def message(key: str, when: datetime, labels: tuple[str, ...] = ("Inbox",)) -> ProviderMessage:
     return ProviderMessage(raw=raw_email(key, when), labels=labels)
+
+
+def nth(settings: Settings, number: int) -> str:
+    """The name rollover gives generation ``number`` (``-v<N>-`` for template versions 2+)."""
+    return index_name(settings.index_alias, number, TEMPLATE_VERSION)
 
 
 def behind(es: Any, alias: str) -> dict[str, bool]:
@@ -115,8 +127,8 @@ def test_rollover_at_max_age_with_stamps_and_metrics(lc) -> None:
     due = start + timedelta(days=30, hours=1)
     rolled = rollover(es, r, s, now=due)
     assert rolled.outcome == "rolled_over"
-    assert rolled.new_index == f"{s.index_alias}-000002"
-    assert behind(es, s.index_alias) == {first_index(s): False, f"{s.index_alias}-000002": True}
+    assert rolled.new_index == nth(s, 2)
+    assert behind(es, s.index_alias) == {first_index(s): False, nth(s, 2): True}
     assert counter("index_rollovers_total", {"outcome": "rolled_over"}) == before + 1
     assert counter("index_write_index_age_seconds") >= 30 * 86400
 
@@ -160,7 +172,7 @@ def test_dry_run_cli_prints_conditions_values_and_plan(lc) -> None:
     assert plain.returncode == 0, plain.stderr
     assert "max_age 30d: current 31d" in plain.stdout and "-> met" in plain.stdout
     assert "max_primary_shard_size 20gb: current" in plain.stdout
-    assert f"would roll {first_index(s)} over to {s.index_alias}-000002" in plain.stdout
+    assert f"would roll {first_index(s)} over to {nth(s, 2)}" in plain.stdout
     assert list(behind(es, s.index_alias)) == [first_index(s)], "a dry run changes nothing"
 
     as_json = json.loads(run_flask("index", "rollover", "--dry-run", "--json", env=env).stdout)
@@ -172,7 +184,7 @@ def test_dry_run_cli_prints_conditions_values_and_plan(lc) -> None:
     done = run_flask("index", "rollover", env=env)
     assert done.returncode == 0 and "rolled_over" in done.stdout
     shown = json.loads(run_flask("index", "status", env=env).stdout)
-    assert shown["alias"] == s.index_alias and shown["write_index"] == f"{s.index_alias}-000002"
+    assert shown["alias"] == s.index_alias and shown["write_index"] == nth(s, 2)
     assert [i["docs"] for i in shown["indices"]] == [1, 0]
     assert {"created_at", "rolled_over_at", "primary_bytes", "template_version"} <= set(
         shown["indices"][0]
@@ -196,15 +208,15 @@ def test_retention_deletes_only_old_non_write_indices(lc) -> None:
 
     before = counter("index_retention_deleted_total")
     done = retention(es, r, s, now=start + timedelta(days=151))
-    assert [d["name"] for d in done.deleted] == [first_index(s), f"{s.index_alias}-000002"]
+    assert [d["name"] for d in done.deleted] == [first_index(s), nth(s, 2)]
     assert counter("index_retention_deleted_total") == before + 2
     assert behind(es, s.index_alias) == {
-        f"{s.index_alias}-000003": False,
-        f"{s.index_alias}-000004": True,
+        nth(s, 3): False,
+        nth(s, 4): True,
     }
     far = retention(es, r, s, now=start + timedelta(days=10_000))
-    assert [d["name"] for d in far.deleted] == [f"{s.index_alias}-000003"]
-    assert behind(es, s.index_alias) == {f"{s.index_alias}-000004": True}, "never the write index"
+    assert [d["name"] for d in far.deleted] == [nth(s, 3)]
+    assert behind(es, s.index_alias) == {nth(s, 4): True}, "never the write index"
 
 
 def test_retention_falls_back_to_newest_received_at(lc) -> None:
@@ -279,7 +291,7 @@ def test_two_rollovers_at_the_same_moment_roll_once(lc) -> None:
         thread.join()
     assert outcomes.count("rolled_over") == 1, outcomes
     assert set(outcomes) <= {"rolled_over", "locked", "not_due"}
-    assert sorted(behind(es, s.index_alias)) == [first_index(s), f"{s.index_alias}-000002"]
+    assert sorted(behind(es, s.index_alias)) == [first_index(s), nth(s, 2)]
 
 
 def test_two_rollover_tasks_on_the_worker_roll_once(lc, celery_worker) -> None:
@@ -294,7 +306,7 @@ def test_two_rollover_tasks_on_the_worker_roll_once(lc, celery_worker) -> None:
     pending = [client.send_task(INDEX_ROLLOVER, kwargs=kwargs) for _ in range(2)]
     outcomes = sorted(p.get(timeout=60)["outcome"] for p in pending)
     assert outcomes in (["locked", "rolled_over"], ["not_due", "rolled_over"]), outcomes
-    assert sorted(behind(es, s.index_alias)) == [first_index(s), f"{s.index_alias}-000002"]
+    assert sorted(behind(es, s.index_alias)) == [first_index(s), nth(s, 2)]
 
 
 def test_a_rollover_computed_from_a_stale_view_cannot_roll_twice(lc) -> None:

@@ -111,6 +111,7 @@ class Chat:
                 text: n.querySelector('.answer-text')?.textContent ?? null,
                 citations: n.querySelectorAll('.citation').length,
                 searched: n.querySelector('.searched')?.textContent ?? null,
+                filters: [...n.querySelectorAll('.search-filter')].map(f => f.dataset.filter),
             }))""",
         )
         return result
@@ -214,8 +215,9 @@ def test_ask_and_see_the_answer_stream_in_with_citations(web, person, open_chat)
     assert turn["q"] == "interviews" and turn["status"] == "done"
     assert turn["citations"] > 0
     assert re.fullmatch(
-        r"Searched for “interviews” in the last 30 days · \d+ emails? matched", turn["searched"]
+        r"Searched for interview emails in the last 30 days · \d+ emails? matched", turn["searched"]
     ), turn["searched"]
+    assert {"category", "window"} <= set(turn["filters"]), turn["filters"]  # the page shows them
     # It streamed: the answer grew through several partial renders before `done`.
     seen = chat.page.evaluate("window.__seen")
     partial = [s["text"] for s in seen if s["status"] == "streaming" and s["text"]]

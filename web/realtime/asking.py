@@ -142,3 +142,6 @@ def record_answer_metrics(event: Event) -> None:
             int(search.get("total_hits", 0)),
             float(event.data.get("elasticsearch_seconds", 0.0)),
         )
+        own = event.data.get("assistant_seconds")
+        es_seconds = float(event.data.get("elasticsearch_seconds", 0.0))
+        metrics.record_assistant_answer(search, None if own is None else float(own) + es_seconds)

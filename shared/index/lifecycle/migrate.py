@@ -8,7 +8,9 @@ puts the new template, then, oldest index first:
 2. creates its replacement ``<alias>-v<N>-<same number>`` from the new
    template, carrying over the old index's creation and rollover times, so
    retention still deletes it on the old schedule;
-3. reindexes into it, and checks the counts match;
+3. copies every document into it, recomputing its derived fields (category,
+   from_me, ...: ``shared.index.lifecycle.refill``) from the stored ``_source``,
+   and checks the counts match;
 4. in one atomic ``_aliases`` call adds the replacement to the alias and
    removes (deletes) the old index.
 
@@ -20,9 +22,9 @@ updates to its documents fail with 403 (the write block): the importer counts
 them as failed, the sync retries, and after the switch they land in the
 replacement.
 
-noida-db accepts ``_reindex?wait_for_completion=false`` but cannot report on
-the task it returns, so the reindex runs synchronously (as it can on any
-cluster) while a thread keeps the lifecycle lock alive.
+The copy is a scroll over the (write-blocked) source and bulk creates into the
+target, run here rather than by the server's ``_reindex``, because the derived
+fields come from Python rules; a thread keeps the lifecycle lock alive meanwhile.
 """
 
 from __future__ import annotations
@@ -41,13 +43,12 @@ from shared.core.locks import RedisLock
 from shared.core.settings import Settings
 from shared.index.lifecycle.jobs import roll_write_index
 from shared.index.lifecycle.policy import LifecycleError, Policy
+from shared.index.lifecycle.refill import OwnerAddresses, copy_refilled
 from shared.index.lifecycle.runs import refuse_second_owner, run_job
 from shared.index.lifecycle.state import AliasState, IndexInfo, index_name, read_state
 from shared.index.template import TEMPLATE_VERSION, index_meta, template_body
 
 log = logging.getLogger(__name__)
-
-REINDEX_TIMEOUT_SECONDS = 6 * 3600
 
 StepCallback = Callable[[str, str], None]
 
@@ -76,11 +77,13 @@ def migrate(
     dry_run: bool = False,
     owner: str = "manual",
     on_step: StepCallback | None = None,
+    owner_addresses: OwnerAddresses | None = None,
 ) -> MigrateResult:
     """Bring every index behind the alias to ``template_version``; safe to re-run.
 
     ``template`` defaults to the code's template body; ``on_step(step, index)``
-    is called after each step (tests search the alias there).
+    is called after each step (tests search the alias there); ``owner_addresses``
+    maps an owner id to their own addresses, so ``from_me`` is recomputed too.
     """
     policy = Policy.from_settings(settings)
     now = now or datetime.now(UTC)
@@ -109,7 +112,10 @@ def migrate(
         es.indices.put_index_template(name=settings.index_template, **new_template)
         step("template", settings.index_template)
         if stale:
-            _migrate_indices(es, settings, lock, state, stale, template_version, now, step, result)
+            _migrate_indices(
+                es, settings, lock, state, stale, template_version, now, step, result,
+                owner_addresses,
+            )  # fmt: skip
             result.outcome = "migrated"
             result.message = f"moved {len(result.steps)} indices to version {template_version}"
         return result
@@ -153,6 +159,7 @@ def _migrate_indices(
     now: datetime,
     step: StepCallback,
     result: MigrateResult,
+    owners: OwnerAddresses | None,
 ) -> None:
     result.steps = []
     to_copy = [index for index in stale if not index.is_write_index]
@@ -166,7 +173,7 @@ def _migrate_indices(
     for index in to_copy:
         if not lock.extend():
             raise LifecycleError(f"lost the lifecycle lock {lock.key}; re-run migrate")
-        target, docs = _copy(es, settings, lock, index, version, step)
+        target, docs = _copy(es, settings, lock, index, version, step, owners)
         result.steps.append({"source": index.name, "target": target, "docs": docs})
 
 
@@ -219,6 +226,7 @@ def _copy(
     source: IndexInfo,
     version: int,
     step: StepCallback,
+    owners: OwnerAddresses | None,
 ) -> tuple[str, int]:
     alias = settings.index_alias
     if source.number is None:
@@ -240,12 +248,7 @@ def _copy(
         )
         step("created", target)
         with lock.kept_alive() as lost:
-            es.options(request_timeout=REINDEX_TIMEOUT_SECONDS, max_retries=0).reindex(
-                source={"index": source.name},
-                dest={"index": target, "op_type": "create"},
-                wait_for_completion=True,
-                refresh=True,
-            )
+            copy_refilled(es, source.name, target, owners)
         if lost.is_set():
             raise LifecycleError(f"lost the lifecycle lock while copying {source.name}")
         es.indices.refresh(index=target)

@@ -4,13 +4,76 @@
 
 import { append, clear, formatDay, h } from "./dom.js";
 
+const CATEGORY_NAMES = {
+  recruiter_outreach: "recruiter",
+};
+
+function categoryName(category) {
+  return CATEGORY_NAMES[category] ?? String(category).replaceAll("_", " ");
+}
+
+function windowPhrase(search) {
+  const window = search.filters?.window;
+  if (typeof window === "string" && window && !window.startsWith("last ")) return window;
+  return `in the last ${search.window_days} day${search.window_days === 1 ? "" : "s"}`;
+}
+
+/** What was searched, in one line: the words or category, the sender, the window, the hits. */
 export function searchedLine(search) {
   if (!search || search.window_days == null) return "";
-  const what = search.query ? `“${search.query}”` : "all your mail";
-  const days = `${search.window_days} day${search.window_days === 1 ? "" : "s"}`;
+  const filters = search.filters ?? {};
+  const subject = [];
+  if (filters.category) subject.push(`${categoryName(filters.category)} emails`);
+  if (search.query) subject.push(`“${search.query}”`);
+  const parts = [subject.length ? subject.join(" about ") : "all your mail"];
+  if (Array.isArray(filters.from) && filters.from.length) parts.push(`from ${filters.from.join(" or ")}`);
+  if (filters.attachment) parts.push(filters.attachment === true ? "with an attachment" : `with a ${filters.attachment} attachment`);
+  if (filters.label) parts.push(`labelled ${filters.label}`);
+  if (filters.unread) parts.push("unread");
+  parts.push(windowPhrase(search));
   const hits = Number(search.total_hits ?? 0);
   const matched = `${hits.toLocaleString("en")} email${hits === 1 ? "" : "s"} matched`;
-  return `Searched for ${what} in the last ${days} · ${matched}`;
+  return `Searched for ${parts.join(" ")} · ${matched}`;
+}
+
+const FILTER_LABELS = [
+  ["from", "from"],
+  ["window", "window"],
+  ["category", "category"],
+  ["label", "label"],
+  ["attachment", "attachment"],
+  ["unread", "unread"],
+  ["from_me", "sent by you"],
+];
+
+/** The answer's filters as [name, value] chips: every filter the search used, and how. */
+export function searchFilters(search) {
+  if (!search || typeof search !== "object") return [];
+  const filters = search.filters ?? {};
+  const chips = [];
+  if (search.intent && search.intent !== "find") chips.push(["intent", String(search.intent).replaceAll("_", " ")]);
+  if (search.query) chips.push(["words", search.query]);
+  for (const [key, label] of FILTER_LABELS) {
+    const value = filters[key];
+    if (value == null || value === false || (Array.isArray(value) && !value.length)) continue;
+    if (value === true) chips.push([label, "yes"]);
+    else if (Array.isArray(value)) chips.push([label, value.join(", ")]);
+    else chips.push([label, key === "category" ? categoryName(value) : String(value)]);
+  }
+  if (search.count != null) chips.push(["count", String(search.count)]);
+  if (Array.isArray(search.relaxed) && search.relaxed.length) chips.push(["relaxed", search.relaxed.map((s) => String(s).replaceAll("_", " ")).join(" → ")]);
+  if (search.follow_up) chips.push(["refines", "the previous question"]);
+  return chips;
+}
+
+function filterList(search) {
+  const chips = searchFilters(search);
+  if (!chips.length) return null;
+  return h(
+    "ul",
+    { class: "search-filters", "aria-label": "What was searched" },
+    chips.map(([name, value]) => h("li", { class: "search-filter", dataset: { filter: name } }, h("span", { class: "filter-name" }, `${name}: `), value)),
+  );
 }
 
 /** Answer text with its [n] markers turned into buttons that open citation n. */
@@ -84,6 +147,8 @@ function renderTurn(turn, openEmail) {
   }
   const line = searchedLine(turn.search);
   if (line) answer.append(h("p", { class: "searched" }, line));
+  const filters = filterList(turn.search);
+  if (filters) answer.append(filters);
   node.append(answer);
   return node;
 }
