@@ -5,12 +5,14 @@ overruns is reported as such and the others still run):
 
 1. one stack (fresh Redis + noida-db, a Celery worker, one gevent web
    process) over the demo mailbox: ``chat`` (first delta vs Elasticsearch),
-   the fan-out figures, then ``reconnect_storm`` (which restarts the web);
-   then ``ws_idle`` (Mailchat and Flask-SocketIO, each its own web process)
+   then ``reconnect_storm`` (which restarts the web); then ``ws_idle`` and
+   ``ws_fanout`` (Mailchat and Flask-SocketIO, each its own web processes)
    and the mail sync figures on the same servers;
-2. fresh servers: ``ingest`` (50,000 generated emails, import vs raw
+2. fresh servers: ``assistant`` (its own time per question, without the
+   search's; ``bench/assistant.py``);
+3. fresh servers: ``ingest`` (50,000 generated emails, import vs raw
    ``helpers.bulk``);
-3. fresh servers: the own-mailbox figures (upload + import, search by size).
+4. fresh servers: the own-mailbox figures (upload + import, search by size).
 
 Prints ``name: value unit`` lines and writes ``bench-results.json``
 (``bench.results.report``); ``python -m bench.table`` turns that file into the
@@ -32,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from bench import chat, ingest, realtime, reconnect_storm, ws_fanout, ws_idle
+from bench import assistant, chat, ingest, realtime, reconnect_storm, ws_fanout, ws_idle
 from bench.mail_sync import bench_mail_sync
 from bench.mailbox import BIG, bench_mailbox
 from bench.results import Figure, report
@@ -52,6 +54,7 @@ BOUNDS = {
     "ws_idle": 600,
     "ws_fanout": 600,
     "mail_sync": 300,
+    "assistant": 300,
     "ingest": 420,
     "mailbox": 600,
 }
@@ -148,6 +151,9 @@ def main() -> int:
         run.measure("ws_idle", lambda: ws_idle.run(settings, workdir))
         run.measure("ws_fanout", lambda: ws_fanout.run(settings, workdir))
         run.measure("mail_sync", lambda: bench_mail_sync(settings, workdir))
+    # Fresh servers: the assistant's own time per question, without the search's.
+    with local_servers("mailchat-bench-assistant:") as (settings, workdir):
+        run.measure("assistant", lambda: assistant.run(settings, workdir))
     with tempfile.TemporaryDirectory(prefix="mailchat-bench-mbox-") as shared_dir:
         big = Path(shared_dir) / "takeout-50k.mbox"
         started = time.perf_counter()

@@ -42,6 +42,9 @@ MEANINGS = {
     "process): until the last one is back with everything it missed; floor: the restart alone",
     "reconnect_storm.lost": "events appended during the storm that a client never received",
     "reconnect_storm.doubled": "events a client received twice",
+    "assistant": "the assistant's own time per eval question (parsing, query building, "
+    "composing, emitting; its search requests' time taken out), and requests per question "
+    "(bench/assistant.py)",
     "mail_sync.imap": "sync of 10,000 messages from a local Dovecot; then a sync with nothing new",
     "mail_sync.gmail": "Gmail quota units and HTTP requests per 1,000 new messages (batched); "
     "peer: one `messages.get` each",
