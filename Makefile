@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench chaos eval clean llm
+.PHONY: run test lint bench bench-table chaos eval clean llm
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench: $(STAMP) $(BENCH_STAMP)
 chaos: $(STAMP)  # faults injected into the real stack, judged from its history (README "Chaos")
 	$(PY) -m bench.chaos
 	$(PY) -m bench.chaos.netns  # several hosts: needs root (ip netns)
+
+bench-table: $(STAMP)  # README's figures table from the last make bench's bench-results.json
+	$(PY) -m bench.table --readme README.md
 
 eval: $(STAMP)
 	$(PY) -m bench.eval

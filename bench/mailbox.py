@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.results import Figure
 from bench.stack import local_servers, web_and_worker
 from devtools.demo_mailbox import write_mbox
 from shared.core.clients import get_elasticsearch, get_redis
@@ -165,11 +166,12 @@ def _upload_and_import(
         stop.set()
 
 
-def bench_mailbox(settings: Settings, workdir: Path) -> list[str]:
-    """The figures, as report lines. Uses its own key prefix's users on ``settings``' servers."""
+def bench_mailbox(settings: Settings, workdir: Path, big: Path | None = None) -> list[Figure]:
+    """The figures. Uses its own key prefix's users on ``settings``' servers; ``big`` is a
+    ``BIG``-email mbox already generated (``make bench`` shares it with ``ingest``)."""
     es, r = get_elasticsearch(settings), get_redis(settings)
     today = datetime.now(UTC).date()
-    lines = []
+    figures = []
     # Search cost by index size: separate owners, since the embedded engine scans everyone's mail.
     done = 0
     searcher = None
@@ -184,31 +186,38 @@ def bench_mailbox(settings: Settings, workdir: Path) -> list[str]:
         helpers.append(user.id)
         searcher = searcher or user.id
         done = size
-        lines.append(
-            f"search on {size:,} emails: median {search_seconds(settings, searcher) * 1000:,.0f} ms"
-        )
-        print(" ", lines[-1], flush=True)
+        figures.append(_search_figure(size, search_seconds(settings, searcher)))
+        print(" ", figures[-1].line(), flush=True)
         part.unlink()
     es.delete_by_query(
         index=f"{settings.index_alias}-*", query={"terms": {"owner_id": helpers}}, refresh=True
     )
-    big = workdir / "takeout-50k.mbox"
-    started = time.perf_counter()
-    write_mbox(
-        big, owner_address="bench@example.com", today=today, count=BIG, days=60
-    )  # inside the retention
-    print(
-        f"  generated {BIG:,} emails ({big.stat().st_size / 1e6:,.0f} MB) in {time.perf_counter() - started:.0f}s"
-    )
+    if big is None:
+        big = workdir / "takeout-50k.mbox"
+        started = time.perf_counter()
+        # Inside the retention.
+        write_mbox(big, owner_address="bench@example.com", today=today, count=BIG, days=60)
+        print(f"  generated {BIG:,} emails in {time.perf_counter() - started:.0f}s")
+    megabytes = round(big.stat().st_size / 1e6)
     elapsed, count, peak = upload_and_import(settings, workdir, big)
-    lines.insert(
-        0,
-        f"upload + import of {count:,} emails end to end: {elapsed:.1f}s = {count / elapsed:,.0f} emails/s, worker peak RSS {peak / 2**20:,.0f} MiB",
-    )
-    print(" ", lines[0], flush=True)
+    detail = {"emails": count, "mbox_mb": megabytes, "seconds": round(elapsed, 1)}
+    figures[:0] = [
+        Figure("mailbox.upload_import_rate", round(count / elapsed), "emails/s", detail=detail),
+        Figure("mailbox.worker_peak_rss", round(peak / 2**20), "MiB", detail=detail),
+    ]
+    print(" ", figures[0].line(), flush=True)
     total = es.count(index=settings.index_alias)["count"]
-    lines.append(f"search on {total:,} emails: median {_any_owner_search(settings) * 1000:,.0f} ms")
-    return lines
+    figures.append(_search_figure(total, _any_owner_search(settings)))
+    return figures
+
+
+def _search_figure(emails: int, seconds: float) -> Figure:
+    return Figure(
+        f"mailbox.search_median_{emails // 1000}k",
+        round(seconds * 1000),
+        "ms",
+        detail={"emails_in_index": emails},
+    )
 
 
 def _any_owner_search(settings: Settings) -> float:
@@ -219,9 +228,8 @@ def _any_owner_search(settings: Settings) -> float:
 
 def main() -> int:
     with local_servers("mailchat-bench:") as (settings, workdir):
-        lines = bench_mailbox(settings, workdir)
-    for line in lines:
-        print(line)
+        for figure in bench_mailbox(settings, workdir):
+            print(figure.line())
     return 0
 
 

@@ -33,17 +33,18 @@ class Figure:
     detail: dict[str, Any] = field(default_factory=dict)
 
     def line(self) -> str:
-        shown = "n/a" if self.value is None else _number(self.value)
+        shown = "n/a" if self.value is None else format_number(self.value)
         text = f"{self.name}: {shown} {self.unit}".rstrip()
         if self.peer_name:
-            peer = "n/a" if self.peer is None else _number(self.peer)
+            peer = "n/a" if self.peer is None else format_number(self.peer)
             text += f" (vs {self.peer_name}: {peer} {self.unit})".replace("  ", " ")
         if self.aim:
             text += f" [aim {self.aim}]"
         return text
 
 
-def _number(value: float | int) -> str:
+def format_number(value: float | int) -> str:
+    """Integers as they are, else three significant digits (one decimal from 10 up)."""
     if isinstance(value, int) or float(value).is_integer():
         return f"{int(value)}"
     return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
