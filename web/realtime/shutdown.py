@@ -24,3 +24,18 @@ def begin_shutdown() -> None:
     shutting_down.set()
     for callback in list(_callbacks):
         callback()
+
+
+def begin_shutdown_from_signal() -> threading.Thread:
+    """``begin_shutdown`` for a signal handler: in a thread of its own, never in the handler.
+
+    A handler runs in whatever greenlet (or thread) the signal interrupted, often
+    one inside the relay's lock; the callbacks take that lock (``Relay.wake_all``),
+    so run inline they waited on their own greenlet forever: no socket heard
+    "restart", every relay read blocked behind the lock, and gunicorn killed the
+    worker only at its graceful_timeout. gunicorn moves its own gevent handlers
+    out of signal context for the same reason (gunicorn#1126).
+    """
+    thread = threading.Thread(target=begin_shutdown, name="begin-shutdown", daemon=True)
+    thread.start()
+    return thread
