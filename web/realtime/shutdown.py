@@ -8,6 +8,7 @@ event, while requests in flight finish.
 
 from __future__ import annotations
 
+import _thread
 import threading
 from collections.abc import Callable
 
@@ -26,16 +27,16 @@ def begin_shutdown() -> None:
         callback()
 
 
-def begin_shutdown_from_signal() -> threading.Thread:
-    """``begin_shutdown`` for a signal handler: in a thread of its own, never in the handler.
+def begin_shutdown_from_signal() -> None:
+    """``begin_shutdown`` for a signal handler: started in a thread of its own, never inline.
 
-    A handler runs in whatever greenlet (or thread) the signal interrupted, often
-    one inside the relay's lock; the callbacks take that lock (``Relay.wake_all``),
-    so run inline they waited on their own greenlet forever: no socket heard
-    "restart", every relay read blocked behind the lock, and gunicorn killed the
-    worker only at its graceful_timeout. gunicorn moves its own gevent handlers
-    out of signal context for the same reason (gunicorn#1126).
+    Under gevent a handler runs in whatever greenlet the signal interrupted, or in
+    the hub itself, where nothing may block. The callbacks take the relay's lock
+    (``Relay.wake_all``): when a socket greenlet held it (a reconnect storm keeps it
+    busy), the hub raised ``BlockingSwitchOutError`` out of the handler (gunicorn's
+    own SIGTERM handling never ran, the worker died or sockets waited for the
+    graceful_timeout kill), and an interrupted lock holder waited on itself forever.
+    ``_thread.start_new_thread`` returns at once (gevent patches it to a spawn, as
+    gunicorn does with its own handlers, gunicorn#1126); ``Thread.start`` would wait.
     """
-    thread = threading.Thread(target=begin_shutdown, name="begin-shutdown", daemon=True)
-    thread.start()
-    return thread
+    _thread.start_new_thread(begin_shutdown, ())

@@ -6,7 +6,10 @@ lands. Under a reconnect storm that is often one inside ``Relay._lock``
 lock itself (``begin_shutdown`` -> ``Relay.wake_all``) waited on its own
 greenlet forever: no socket was told to restart, every read of the relay
 blocked, and gunicorn killed the worker only at its graceful_timeout (the
-reconnect storm's old process took 15-17 s to exit instead of ~4.5 s).
+reconnect storm's old process took 15-17 s to exit instead of ~4.5 s). In the
+hub (every greenlet waiting) blocking is not even allowed: gevent raised
+``BlockingSwitchOutError`` out of the handler, so gunicorn's own SIGTERM
+handling never ran.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ _SCRIPT = textwrap.dedent(
     import os
     import runpy
     import signal
+    import subprocess
     import sys
     import time
 
@@ -44,12 +48,22 @@ _SCRIPT = textwrap.dedent(
     conf["post_worker_init"](None)  # installs the SIGTERM handler, as gunicorn does
 
     relay = Relay(redis.Redis(), Settings.from_env(key_prefix="shutdown-test:"))
+    relay._started = True  # no listener: only the shutdown may ring the waiter (no Redis)
     on_shutdown(relay.wake_all)  # what Relay.start registers
+    mode = sys.argv[1]
+
+    def busy_socket():
+        with relay._lock:  # a socket greenlet inside the relay when SIGTERM lands
+            if mode == "greenlet":  # the handler interrupts this very greenlet
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+            else:  # every greenlet waits: the handler runs in the hub
+                subprocess.Popen(["kill", "-TERM", str(os.getpid())]).wait()
+                gevent.sleep(0.5)
+        print("handler returned", flush=True)
+
     with relay.listening(["stream-a"]) as waiter:
-        with relay._lock:  # a socket greenlet busy inside the relay when SIGTERM lands
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(0.05)  # the handler has run by now (signals run between bytecodes)
-            print("handler returned", flush=True)
+        gevent.spawn(busy_socket).join(5)
         if not waiter.wait(5):
             sys.exit("the waiter was never woken")
         print("woken", shutting_down.is_set(), flush=True)
@@ -58,11 +72,12 @@ _SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.timeout(30)
-def test_sigterm_while_the_relay_lock_is_held_does_not_deadlock() -> None:
+@pytest.mark.parametrize("interrupted", ["hub", "greenlet"])
+def test_sigterm_while_the_relay_lock_is_held_wakes_every_socket(interrupted: str) -> None:
     # 15 s: under load a fresh interpreter with gevent and the app imports takes a few seconds.
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _SCRIPT],
+            [sys.executable, "-c", _SCRIPT, interrupted],
             cwd=PROJECT_ROOT,
             capture_output=True,
             text=True,
