@@ -166,6 +166,30 @@ def emit(
     return deliver(r, settings, delivery)
 
 
+def emit_all(
+    r: redis.Redis,
+    settings: Settings,
+    conversation_id: str,
+    client_message_id: str,
+    parts: list[tuple[str, str, dict[str, Any]]],
+    attempt: int = 0,
+) -> list[Appended]:
+    """Append ``(event type, part, data)`` events of the answer in one pipelined batch.
+
+    The same events, dedup keys and order as calling ``emit`` for each part.
+    """
+    events = EventLog(r, settings)
+    return events.append_all(
+        events.conversation_stream(conversation_id),
+        [
+            (event_type, {**data, "client_message_id": client_message_id},
+             event_key(client_message_id, part, attempt))
+            for event_type, part, data in parts
+        ],
+        conversation_id,
+    )  # fmt: skip
+
+
 def end_question(
     r: redis.Redis,
     settings: Settings,

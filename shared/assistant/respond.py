@@ -28,10 +28,11 @@ from shared.assistant.ending import (
     QUESTION_MISSING,
     SEARCH_TIMED_OUT,
     emit,
+    emit_all,
     end_question,
     fail_question,
 )
-from shared.assistant.llm import phrase
+from shared.assistant.llm import RulesOnly, phrase
 from shared.assistant.pipeline import Answered, answer_question
 from shared.core.events import EventType
 from shared.core.keys import RedisKeys
@@ -218,11 +219,16 @@ def run_answer(
             fail_question(*ids, SEARCH_TIMED_OUT, attempt)
             return Outcome.FAILED
         phrasing = phrase(r, settings, asked, draft)  # the optional language model (llm.py)
-        for event_type, part, data in phrasing.parts(answer_parts(draft)):
-            state = _state(r, settings, asked)
-            if state is not None:
-                break
-            emit(*ids, event_type, part, data, attempt)
+        if isinstance(phrasing, RulesOnly):
+            # Every part is known: one pipelined batch (the cancel check before it), since
+            # a round trip per event was most of the assistant's own time.
+            emit_all(*ids, answer_parts(draft), attempt)
+        else:  # a model streams: check for a newer question between its pieces
+            for event_type, part, data in phrasing.parts(answer_parts(draft)):
+                state = _state(r, settings, asked)
+                if state is not None:
+                    break
+                emit(*ids, event_type, part, data, attempt)
     if state is Outcome.ALREADY_ENDED:
         return state
     if state is Outcome.CANCELLED:

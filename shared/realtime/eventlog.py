@@ -154,6 +154,40 @@ class EventLog:
         conversation_id: str = "",
     ) -> Appended:
         """Append once per ``dedup_key``; a repeat returns the first entry's id."""
+        entry_id, epoch, written = self._run_append(
+            self.redis, stream, (event_type, data, dedup_key), conversation_id
+        )
+        return Appended(str(entry_id), str(epoch), bool(written))
+
+    def append_all(
+        self,
+        stream: str,
+        events: list[tuple[str, dict[str, Any], str]],
+        conversation_id: str = "",
+    ) -> list[Appended]:
+        """Append ``(type, data, dedup key)`` events in order, pipelined.
+
+        Each event is its own deduplicated append, so an answer of a dozen events
+        costs two round trips (redis-py checks the script is loaded, then sends
+        them all) instead of a dozen. A failure part-way leaves a prefix written,
+        which a retry completes (the dedup keys make the written ones no-ops).
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        for event in events:
+            self._run_append(pipe, stream, event, conversation_id)
+        return [
+            Appended(str(entry_id), str(epoch), bool(written))
+            for entry_id, epoch, written in pipe.execute()
+        ]
+
+    def _run_append(
+        self,
+        client: Any,
+        stream: str,
+        event: tuple[str, dict[str, Any], str],
+        conversation_id: str,
+    ) -> Any:
+        event_type, data, dedup_key = event
         if not dedup_key:
             raise ValueError("every event needs a dedup key")
         fields = [
@@ -164,7 +198,7 @@ class EventLog:
             "data",
             json.dumps(data, ensure_ascii=False, separators=(",", ":")),
         ]
-        entry_id, epoch, written = self._append(
+        return self._append(
             keys=[stream, self.keys.dedup(stream, dedup_key), self.keys.stream_epoch(stream)],
             args=[
                 STREAM_MAXLEN,
@@ -174,8 +208,8 @@ class EventLog:
                 self.keys.doorbell_channel(),
                 *fields,
             ],
+            client=client,
         )
-        return Appended(str(entry_id), str(epoch), bool(written))
 
     def epoch(self, stream: str) -> str:
         """The stream's epoch, or ``""`` while it has none.

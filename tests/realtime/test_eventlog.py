@@ -36,6 +36,31 @@ def test_append_is_idempotent_per_dedup_key(log_and_stream) -> None:
         events.append(stream, "delta", {}, dedup_key="")
 
 
+def test_append_all_writes_in_order_once_per_key_like_append(log_and_stream) -> None:
+    """The pipelined batch an answer is written with: same order, same dedup as one by one."""
+    events, stream = log_and_stream
+    first = events.append(stream, "search", {"n": 0}, dedup_key="m1:search", conversation_id="c")
+    batch = [
+        ("search", {"n": "again"}, "m1:search"),  # already written: a no-op, first id back
+        ("hits", {"n": 1}, "m1:hits"),
+        ("delta", {"n": 2}, "m1:delta:0"),
+    ]
+    appended = events.append_all(stream, batch, "c")
+    assert [a.written for a in appended] == [False, True, True]
+    assert appended[0].id == first.id
+    assert len({a.epoch for a in appended}) == 1
+    again = events.append_all(stream, batch, "c")
+    assert [a.id for a in again] == [a.id for a in appended] and not any(a.written for a in again)
+    read = events.read(stream)
+    assert [(e.type, e.data, e.conversation_id) for e in read.events] == [
+        ("search", {"n": 0}, "c"),
+        ("hits", {"n": 1}, "c"),
+        ("delta", {"n": 2}, "c"),
+    ]
+    with pytest.raises(ValueError):
+        events.append_all(stream, [("delta", {}, "")])
+
+
 def test_read_after_is_exclusive_and_ordered(log_and_stream) -> None:
     events, stream = log_and_stream
     ids = [events.append(stream, "delta", {"n": n}, dedup_key=f"k{n}").id for n in range(5)]
