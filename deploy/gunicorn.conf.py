@@ -37,12 +37,12 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     end with "reconnect", all within graceful_timeout, while gunicorn lets
     requests in flight finish.
     """
-    from web.realtime.shutdown import begin_shutdown
+    from web.realtime.shutdown import begin_shutdown_from_signal
 
     original = signal.getsignal(signal.SIGTERM)
 
     def on_term(signum, frame):  # type: ignore[no-untyped-def]
-        begin_shutdown()
+        begin_shutdown_from_signal()  # not inline: the handler may interrupt a lock holder
         if callable(original):
             original(signum, frame)
 
