@@ -215,12 +215,12 @@ def test_event_ids_never_500_nor_open_anothers_conversation(app, settings, peopl
             if conversation == bob_conversation:
                 assert response.status_code in (400, 404), after
             _never_the_canary(response.get_data(), alice.id)
+        # HTTP cannot carry a line break inside a header (a client refuses to send one).
+        header = after.encode("utf-8", "replace").decode("latin-1")
+        header = header.replace("\r", " ").replace("\n", " ")
         stream = client.get(
             f"/api/conversations/{bob_conversation}/stream",
-            headers={
-                **headers,
-                "Last-Event-ID": after.encode("utf-8", "replace").decode("latin-1"),
-            },
+            headers={**headers, "Last-Event-ID": header},
         )
         assert stream.status_code in (400, 404), after
         stream.close()
