@@ -20,7 +20,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench.chaos.topology import Host, Topology
 from celery_app import create_celery, worker_command
@@ -85,14 +85,22 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: f
     raise RuntimeError(f"{url} never answered:\n{log.read_text()[-2000:]}")
 
 
+class Running(NamedTuple):
+    """What ``stack`` started: the settings to reach it, each host's Celery worker (its pid)."""
+
+    settings: Settings
+    workers: dict[str, int]
+
+
 @contextlib.contextmanager
-def stack(net: Topology, workdir: Path, visibility_timeout_seconds: int) -> Iterator[Settings]:
+def stack(net: Topology, workdir: Path, visibility_timeout_seconds: int) -> Iterator[Running]:
     """Servers on data, web + worker on web1 and web2, beat on data; stopped on the way out."""
     data = net["data"]
     servers = [
         start_redis(workdir / "redis", REDIS_PORT, host=data.address, command_prefix=data.command())
     ]
     processes: list[subprocess.Popen[bytes]] = []
+    workers: dict[str, int] = {}
     try:
         servers.append(
             start_noida_elasticsearch(
@@ -121,6 +129,7 @@ def stack(net: Topology, workdir: Path, visibility_timeout_seconds: int) -> Iter
                 concurrency=settings.worker_concurrency, loglevel="INFO", hostname=f"{name}@mc"
             )
             processes.append(_spawn(host, command, host_env, workdir / f"{name}-worker.log"))
+            workers[name] = processes[-1].pid  # `ip netns exec` execs: the worker's own pid
             gunicorn = [
                 sys.executable,
                 "-m",
@@ -139,7 +148,7 @@ def stack(net: Topology, workdir: Path, visibility_timeout_seconds: int) -> Iter
                 f"http://{net[name].address}:{WEB_PORT}/healthz", processes[number * 2 + 1], log, 60
             )
         _wait_workers(settings, {"web1@mc", "web2@mc"}, 60)
-        yield settings
+        yield Running(settings, workers)
     finally:
         _stop_all(processes)
         for server in servers:

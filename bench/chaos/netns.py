@@ -26,6 +26,7 @@ import argparse
 import base64
 import contextlib
 import json
+import os
 import secrets
 import signal
 import statistics
@@ -41,7 +42,7 @@ import redis
 
 from bench.chaos.failover import Follower, Producer
 from bench.chaos.history import History, Verdict, check, read
-from bench.chaos.hosts import ORIGIN, RUN_SETTINGS, WEB_PORT, stack
+from bench.chaos.hosts import ORIGIN, WEB_PORT, stack
 from bench.chaos.topology import Topology
 from bench.results import Figure, report
 from celery_app import create_celery
@@ -99,15 +100,51 @@ def _people(settings: Settings, r: redis.Redis, count: int) -> list[tuple[str, s
     return people
 
 
-def _watch_cut(r: redis.Redis, net: Topology, cut: CutLog, plan: Plan, history: History) -> None:
+def _deliveries_unacked(r: redis.Redis) -> set[str]:
+    """The tags of the delivery tasks some worker holds unacknowledged right now."""
+    return {str(tag) for tag, raw in r.hgetall(UNACKED).items() if _message_of(raw)}
+
+
+def _pause_until_web1_holds(
+    r: redis.Redis, web1_worker: int, mid_burst: threading.Event, attempts: int = 4
+) -> None:
+    """Freeze web1's worker while it holds a delivery, so the cut finds one in its hands.
+
+    Its tasks take milliseconds, so the instant a cut lands decides whether it holds
+    any: a test that must see a held task redelivered cannot leave that to chance.
+    Mid-burst, the worker's consumer (the process that fetches and acknowledges) is
+    stopped; a delivery still unacknowledged 0.2 s later, and still 0.2 s after that,
+    is web1's (web2's worker settles its own in milliseconds). Not yet: let it go on
+    and try at the next burst. The caller cuts the link and then lets it continue:
+    to the worker, the link died in the middle of its tasks.
+    """
+    for _ in range(attempts):
+        mid_burst.wait(2.0)
+        mid_burst.clear()
+        os.kill(web1_worker, signal.SIGSTOP)
+        time.sleep(0.2)
+        seen = _deliveries_unacked(r)
+        time.sleep(0.2)
+        if seen & _deliveries_unacked(r):
+            return  # still stopped: the caller cuts, then continues it
+        os.kill(web1_worker, signal.SIGCONT)
+
+
+def _watch_cut(
+    r: redis.Redis,
+    net: Topology,
+    cut: CutLog,
+    plan: Plan,
+    history: History,
+    web1_worker: int,
+    mid_burst: threading.Event,
+) -> None:
     """Cut web1, note the tasks its worker holds, see them handed back, restore the link."""
-    # A worker holds at most its prefetch count (one task per process) unacknowledged, so
-    # once more than that are, web1's worker holds some: cut then (or after 3 s regardless).
-    most_one_worker_holds = RUN_SETTINGS["worker_concurrency"]
-    deadline = time.monotonic() + 3.0
-    while time.monotonic() < deadline and r.zcard(UNACKED_INDEX) <= most_one_worker_holds:
-        time.sleep(0.002)
-    net.cut("web1")
+    try:
+        _pause_until_web1_holds(r, web1_worker, mid_burst)
+        net.cut("web1")
+    finally:
+        os.kill(web1_worker, signal.SIGCONT)
     cut.at, cut.at_wall = time.monotonic(), time.time()
     history.fault("cut", "web1", seconds=plan.cut_seconds)
     try:
@@ -151,7 +188,9 @@ def received_before(history: list[dict[str, Any]], messages: frozenset[str], t: 
     return len(messages & early)
 
 
-def traffic(settings: Settings, net: Topology, workdir: Path, plan: Plan) -> dict[str, Any]:
+def traffic(
+    settings: Settings, net: Topology, workdir: Path, plan: Plan, web1_worker: int
+) -> dict[str, Any]:
     """Followers, producer, the cut and the drain; returns what the figures are made of."""
     r = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=10)
     webs = [(net["web1"].address, WEB_PORT), (net["web2"].address, WEB_PORT)]
@@ -201,12 +240,19 @@ def traffic(settings: Settings, net: Topology, workdir: Path, plan: Plan) -> dic
     )
     cut = CutLog()
     cut_after = int(plan.before_seconds)
-    watcher = threading.Thread(target=_watch_cut, args=(r, net, cut, plan, history), daemon=True)
+    mid_burst = threading.Event()
+    watcher = threading.Thread(
+        target=_watch_cut,
+        args=(r, net, cut, plan, history, web1_worker, mid_burst),
+        daemon=True,
+    )
 
     def hook(number: int, offset: int) -> None:
-        # During a burst: the queue has a backlog, so each worker holds a task per process.
+        # During a burst the queue has a backlog, so each worker holds a task per process.
         if (number, offset) == (cut_after, 0):
             watcher.start()
+        if number >= cut_after and offset == plan.burst // 2:
+            mid_burst.set()
 
     producer.run(plan.before_seconds + plan.cut_seconds + plan.after_seconds + 1, stop, hook)
     watcher.join(plan.cut_seconds + 10)
@@ -305,8 +351,8 @@ def run(plan: Plan, workdir: Path | None = None) -> tuple[list[Figure], dict[str
         if workdir is None:
             workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="mc-netns-")))
         net = cleanup.enter_context(Topology(["data", "web1", "web2"]))
-        settings = cleanup.enter_context(stack(net, workdir, plan.visibility_timeout_seconds))
-        outcome = traffic(settings, net, workdir, plan)
+        running = cleanup.enter_context(stack(net, workdir, plan.visibility_timeout_seconds))
+        outcome = traffic(running.settings, net, workdir, plan, running.workers["web1"])
         outcome["run_id"] = net.run_id
     return figures(outcome, plan, time.monotonic() - started), outcome
 
