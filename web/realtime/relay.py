@@ -124,6 +124,9 @@ class Relay:
         self._lock = threading.Lock()
         self._started = False
         self._stopping = threading.Event()
+        # Set while the listener is subscribed (and has woken everyone once since): from
+        # then on no doorbell is missed. Tests wait on it; a reader needs not.
+        self.subscribed = threading.Event()
 
     def start(self) -> None:
         """Start the listener lazily, in the process that serves (after gunicorn's fork)."""
@@ -246,12 +249,14 @@ class Relay:
             try:
                 pubsub.subscribe(self.keys.doorbell_channel())
                 self.wake_all()  # anything published while we were not listening
+                self.subscribed.set()
                 backoff, failures = 0.1, 0
                 while not self._stopping.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message and message.get("type") == "message":
                         self._ring(str(message["data"]))
             except redis.RedisError as exc:
+                self.subscribed.clear()
                 # A blip is routine (waiters re-read on reconnect); an outage is worth a warning.
                 failures += 1
                 level = logging.WARNING if failures >= OUTAGE_AFTER_FAILURES else logging.DEBUG

@@ -143,6 +143,8 @@ def test_an_idle_reader_costs_no_redis_call_until_a_doorbell(tmp_path, settings)
     first = events.append(busy, "delta", {"n": 0}, dedup_key="0")
     try:
         with relay.listening([empty, busy]) as waiter:
+            # Its first subscribe wakes every waiter (news may have come before it).
+            assert relay.subscribed.wait(10)
             assert relay.read_after(empty, "0") == []  # the first read fetches once
             assert [e.id for e in relay.read_after(busy, "0")] == [first.id]
             before = command_counts(r)
@@ -174,6 +176,7 @@ def test_a_reader_behind_the_tail_start_is_served_from_memory_after_one_fetch(
     stream = events.conversation_stream("c_relay_" + secrets.token_hex(4))
     ids = [events.append(stream, "delta", {"n": n}, dedup_key=str(n)).id for n in range(4)]
     with relay.listening([stream]):
+        assert relay.subscribed.wait(10)  # its first wake-up would make the tail re-read
         assert [e.id for e in relay.read_after(stream, ids[2])] == ids[3:]  # tail from ids[2]
         assert [e.id for e in relay.read_after(stream, ids[0])] == ids[1:]  # reaches back
         r.xtrim(stream, maxlen=0, approximate=False)  # Redis no longer has them: memory does
