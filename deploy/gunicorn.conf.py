@@ -7,6 +7,7 @@ both cooperate with gevent's monkey-patching, which gunicorn applies before
 the app is imported.
 """
 
+import gc
 import os
 import signal
 
@@ -31,12 +32,20 @@ control_socket = str(_settings.data_path / "gunicorn.ctl")
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
-    """On SIGTERM, raise the app's shutdown flag before gunicorn stops the worker.
+    """Freeze what the app loaded out of the garbage collector; shutdown on SIGTERM.
 
+    Every full collection walks every tracked object, and a gevent process pauses
+    all its sockets while it does: with 1,000 sockets, ~270k objects took 110-220 ms
+    (the p99 of ws_fanout). The app's modules, functions and classes live as long
+    as the process, so ``gc.freeze()`` moves them to the permanent generation the
+    collector skips (about two thirds; pauses fell to 40-90 ms).
+
+    On SIGTERM the app's shutdown flag rises before gunicorn stops the worker:
     /readyz then answers 503, sockets get advice + close 1012 and SSE streams
     end with "reconnect", all within graceful_timeout, while gunicorn lets
     requests in flight finish.
     """
+    gc.freeze()
     from web.realtime.shutdown import begin_shutdown_from_signal
 
     original = signal.getsignal(signal.SIGTERM)

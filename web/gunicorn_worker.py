@@ -15,8 +15,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import gevent
 from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
+
+# gevent records, for every greenlet, which greenlet spawned it and a copy of the stack
+# it was spawned from (a debugging aid, on by default). With a greenlet or two per open
+# socket that is ~7 frame records per socket, memory each socket pays for and that every
+# full garbage collection walks, pausing every socket of the process. Off before any
+# greenlet is spawned: this module is imported in the master, before the worker forks.
+gevent.config.track_greenlet_tree = False
 
 # Which part of the request each gunicorn status is about, for the error's ``field``.
 _FIELDS = {414: "url", 431: "headers"}

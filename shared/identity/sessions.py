@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import hmac
 import logging
+import random
 import secrets
 import time
 
@@ -181,6 +182,11 @@ class Recheck:
 
     ``interval`` is how long a stream may wait between two calls of ``due``, so
     its idle wait never outlasts a re-check.
+
+    The first re-check comes after a random 50-100 % of the interval: a thousand
+    sockets opened together (a deploy, a reconnect storm) would otherwise re-check
+    in the same instant every interval, a burst of Redis calls that stalls what the
+    process is delivering. Never later than the interval.
     """
 
     MAX_INTERVAL = 30.0
@@ -188,7 +194,7 @@ class Recheck:
     def __init__(self, r: redis.Redis, settings: Settings, user: User) -> None:
         self.r, self.settings, self.user = r, settings, user
         self.interval = max(0.05, min(self.MAX_INTERVAL, settings.session_recheck_seconds))
-        self.next_at = time.monotonic() + self.interval
+        self.next_at = time.monotonic() + self.interval * (0.5 + random.random() / 2)
 
     def due(self) -> str | None:
         """Why the stream must end now (expired/revoked), or None (also when not yet due)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import time
 from typing import Any
@@ -115,7 +116,10 @@ class SocketSession:
         self.closed = False
         self.close_code = CLOSE_NORMAL
         self.close_reason = "normal"
-        self.last_pong = time.monotonic()
+        # The first ping comes after a random 50-100 % of the interval, so sockets opened
+        # together do not all ping (and get pongs) in the same instant ever after.
+        ping_every = svc.settings.ws_ping_seconds
+        self.last_pong = time.monotonic() - ping_every * random.random() / 2
         self.ping_sent_at: float | None = None
         svc.relay.start()
         self.waiter = Waiter(getattr(ws, "event", None))
@@ -231,9 +235,20 @@ class SocketSession:
             return False
         return True
 
+    def _arrived_frame(self) -> str | bytes | None:
+        """The next frame that already arrived, or None; never waits.
+
+        ``receive(timeout=0)`` on an empty buffer still waits on an event with a zero
+        timeout, which yields to the hub: a doorbell waking a thousand sockets would send
+        each to the back of the run queue once before it sends its event.
+        """
+        if not self.ws.input_buffer and self.ws.connected:
+            return None
+        return self.ws.receive(timeout=0)  # a frame, or ConnectionClosed once closed
+
     def receive_frames(self) -> bool:
         """Handle every frame that arrived; False once the socket was closed."""
-        while (raw := self.ws.receive(timeout=0)) is not None:
+        while (raw := self._arrived_frame()) is not None:
             if self.guard.frames_over(self):  # error frame, then 1013
                 return False
             try:
