@@ -74,10 +74,19 @@ class _Tail:
     re-reading its cursor never reaches Redis until a doorbell rings.
     """
 
-    __slots__ = ("lock", "events", "keys", "generation", "fetched_generation", "covers_after")
+    __slots__ = (
+        "lock",
+        "events",
+        "keys",
+        "generation",
+        "fetched_generation",
+        "covers_after",
+        "prefetching",
+    )
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.prefetching = False  # the listener is fetching; a ring follows when it is done
         self.events: list[Event] = []
         self.keys: list[tuple[int, int]] = []  # entry_key of each event, for bisecting
         self.generation = 0
@@ -199,18 +208,8 @@ class Relay:
             return self.events.range_after(stream, after)
         position = entry_key(after or "0")
         with tail.lock:
-            if tail.covers_after is None or tail.fetched_generation != tail.generation:
-                generation = tail.generation  # a ring during the fetch forces another one
-                if tail.covers_after is None:
-                    page = self.events.range_after(stream, after)
-                    tail.covers_after = position
-                else:
-                    page = self.events.range_after(stream, self._tail_end(tail))
-                tail.extend(page)
-                # A full page may not reach the end of the stream: until a short page
-                # proves the tail is current, every read fetches again (no doorbell
-                # will ring for events that were already there).
-                tail.fetched_generation = generation if len(page) < READ_PAGE else -1
+            if not tail.prefetching:  # else what is cached will do: a ring follows the fetch
+                self._fetch_if_stale(tail, stream, after)
             cached = tail.after(position)
             if cached is None and tail.covers_after is not None:
                 # Behind the tail's start: fetch the gap once; if it is short, the tail
@@ -222,6 +221,49 @@ class Relay:
         if cached is not None:
             return cached
         return self.events.range_after(stream, after)
+
+    def _fetch_if_stale(self, tail: _Tail, stream: str, after: str) -> None:
+        """Bring the tail up to date if a doorbell rang since its last fetch (or it has
+        none yet: then it starts at ``after``). The caller holds ``tail.lock``."""
+        if tail.covers_after is not None and tail.fetched_generation == tail.generation:
+            return
+        generation = tail.generation  # a ring during the fetch forces another one
+        if tail.covers_after is None:
+            page = self.events.range_after(stream, after)
+            tail.covers_after = entry_key(after or "0")
+        else:
+            page = self.events.range_after(stream, self._tail_end(tail))
+        tail.extend(page)
+        # A full page may not reach the end of the stream: until a short page proves
+        # the tail is current, every read fetches again (no doorbell will ring for
+        # events that were already there).
+        tail.fetched_generation = generation if len(page) < READ_PAGE else -1
+
+    def _prefetch(self, tail: _Tail, stream: str) -> None:
+        """Fetch a rung stream's news once, before its waiters wake (the listener calls it).
+
+        Otherwise the first waiter to wake fetches it while the rest queue on the
+        tail's lock, each parked and woken again in turn: a thousand extra switches per
+        event. The lock is not held while Redis answers: readers still busy with the
+        previous event are served what the tail has (the ring after this fetch sends
+        them back for the rest). A failure is left to the waiters, whose own read
+        meets it and advises their clients."""
+        with tail.lock:
+            if tail.covers_after is None or tail.fetched_generation == tail.generation:
+                return
+            generation, start = tail.generation, self._tail_end(tail)
+            tail.prefetching = True
+        page: list[Event] | None = None
+        try:
+            page = self.events.range_after(stream, start)
+        except redis.RedisError as exc:
+            log.debug("prefetch of a rung stream failed (%r); its readers will retry", exc)
+        finally:
+            with tail.lock:
+                tail.prefetching = False
+                if page is not None and self._tail_end(tail) == start:
+                    tail.extend(page)
+                    tail.fetched_generation = generation if len(page) < READ_PAGE else -1
 
     @staticmethod
     def _tail_end(tail: _Tail) -> str:
@@ -238,6 +280,8 @@ class Relay:
             if tail is not None:
                 tail.generation += 1
             waiters = list(self._waiters.get(stream, ()))
+        if tail is not None and tail.covers_after is not None and len(waiters) > 1:
+            self._prefetch(tail, stream)
         for waiter in waiters:
             waiter.ring()
 

@@ -182,3 +182,40 @@ def test_a_reader_behind_the_tail_start_is_served_from_memory_after_one_fetch(
         r.xtrim(stream, maxlen=0, approximate=False)  # Redis no longer has them: memory does
         assert [e.id for e in relay.read_after(stream, ids[0])] == ids[1:]
     relay.stop()
+
+
+@pytest.mark.timeout(30)
+def test_a_stream_many_wait_on_is_fetched_by_the_listener_before_they_wake(
+    tmp_path, settings
+) -> None:
+    """The doorbell's listener fetches the news once, before it rings: the waiters it
+    wakes read memory, none queues on the tail's lock behind another one's fetch."""
+    import contextlib
+    import dataclasses
+
+    from devtools.servers import start_redis
+    from tests.redis_calls import calls_between, command_counts
+
+    own = start_redis(tmp_path / "redis", appendonly=False)
+    mine = dataclasses.replace(settings, redis_url=own.url)
+    r = get_redis(mine)
+    events = EventLog(r, mine)
+    relay = Relay(r, mine)
+    stream = events.conversation_stream("c_many_waiters")
+    first = events.append(stream, "delta", {"n": 0}, dedup_key="0")
+    try:
+        with contextlib.ExitStack() as stack:
+            waiters = [stack.enter_context(relay.listening([stream])) for _ in range(20)]
+            assert relay.subscribed.wait(10)
+            for waiter in waiters:
+                waiter.wait(0)  # the subscribe's wake-up, consumed
+            assert [e.id for e in relay.read_after(stream, "0")] == [first.id]
+            second = events.append(stream, "delta", {"n": 1}, dedup_key="1")
+            assert all(waiter.wait(10) for waiter in waiters)  # rung after the fetch
+            before = command_counts(r)
+            for _ in waiters:
+                assert [e.id for e in relay.read_after(stream, first.id)] == [second.id]
+            assert calls_between(before, command_counts(r)) == {}
+    finally:
+        relay.stop()
+        own.stop()
