@@ -23,6 +23,7 @@ from limits.storage import RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 
 from shared.core import metrics
+from shared.core.clients import get_redis
 from shared.core.keys import RedisKeys
 from shared.core.settings import Settings
 
@@ -124,8 +125,11 @@ class SocketSlots:
 
     A socket claims a slot (a sorted-set member scored by when the claim
     lapses) and renews it while open; a process that dies without releasing
-    leaves claims that lapse on their own after ``lapse_seconds``.
+    leaves claims that lapse on their own after ``lapse_seconds``. It keeps no
+    state of its own: one serves every socket of a process (``socket_slots``).
     """
+
+    __slots__ = ("r", "settings", "lapse", "keys")
 
     def __init__(self, r: redis.Redis, settings: Settings, lapse_seconds: float) -> None:
         self.r, self.settings, self.lapse = r, settings, lapse_seconds
@@ -149,3 +153,9 @@ class SocketSlots:
 
     def release(self, user_id: str, socket_id: str) -> None:
         self.r.zrem(self.keys.user_sockets(user_id), socket_id)
+
+
+@lru_cache(maxsize=8)
+def socket_slots(settings: Settings, lapse_seconds: float) -> SocketSlots:
+    """The process's ``SocketSlots`` for ``settings`` (a socket pays for none of its own)."""
+    return SocketSlots(get_redis(settings), settings, lapse_seconds)

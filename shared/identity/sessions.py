@@ -190,6 +190,7 @@ class Recheck:
     """
 
     MAX_INTERVAL = 30.0
+    __slots__ = ("r", "settings", "user", "interval", "next_at")
 
     def __init__(self, r: redis.Redis, settings: Settings, user: User) -> None:
         self.r, self.settings, self.user = r, settings, user

@@ -28,7 +28,7 @@ from shared.core.events import ControlType
 from shared.core.settings import Settings
 from shared.identity.users import User
 from shared.realtime.conversations import owns_conversation
-from shared.realtime.eventlog import READ_PAGE, Event, EventLog, is_entry_id, position_before
+from shared.realtime.eventlog import READ_PAGE, Event, is_entry_id, position_before
 from web.errors import SERVER_DOWN_RETRY_AFTER_SECONDS, ApiError, server_down
 from web.extensions import Services, services
 from web.realtime.asking import ask, record_answer_metrics
@@ -110,7 +110,7 @@ class SocketSession:
         self.ws = ws
         self.svc = svc
         self.user = user
-        self.events = EventLog(svc.redis, svc.settings)
+        self.events = svc.relay.events  # the process's own: a socket pays for none
         self.cursors: dict[str, str] = {}
         self.asked: dict[str, str] = {}  # client_message_id -> conversation stream (for metrics)
         self.closed = False

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from shared.core import metrics
-from shared.core.ratelimit import SocketSlots, for_settings
+from shared.core.ratelimit import for_settings, socket_slots
 from shared.identity.sessions import Recheck
 from shared.identity.users import User
 from web.extensions import Services
@@ -30,11 +30,13 @@ CLOSE_TRY_LATER = 1013
 class SocketGuard:
     """Guards one ``SocketSession`` (duck-typed: ``send``, ``close``, ``advise``, ``run``)."""
 
+    __slots__ = ("svc", "user", "socket_id", "recheck", "slots")
+
     def __init__(self, svc: Services, user: User) -> None:
         self.svc, self.user = svc, user
         self.socket_id = secrets.token_hex(8)
         self.recheck = Recheck(svc.redis, svc.settings, user)
-        self.slots = SocketSlots(svc.redis, svc.settings, 3 * Recheck.MAX_INTERVAL)
+        self.slots = socket_slots(svc.settings, 3 * Recheck.MAX_INTERVAL)
 
     def run(self, session: Any) -> None:
         """Run the session in one of the person's socket slots (else advice + 1013)."""
