@@ -50,21 +50,30 @@ def format_number(value: float | int) -> str:
     return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
 
 
-def machine() -> dict[str, Any]:
-    return {
+def machine(load_before: float | None = None) -> dict[str, Any]:
+    """The machine, and how busy it was: ``load_before`` is the 1-minute load average
+    when the run began (other work), ``load_after`` the same as it ended (the run's own
+    load included)."""
+    found: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "load_after": round(os.getloadavg()[0], 2),
     }
+    if load_before is not None:
+        found["load_before"] = round(load_before, 2)
+    return found
 
 
-def report(figures: list[Figure], path: Path | str = RESULTS_FILE) -> None:
+def report(
+    figures: list[Figure], path: Path | str = RESULTS_FILE, load_before: float | None = None
+) -> None:
     """Print one line per figure and write them all to ``path``."""
     for figure in figures:
         print(figure.line())
     document = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine(load_before),
         "figures": [asdict(figure) for figure in figures],
     }
     Path(path).write_text(json.dumps(document, indent=2) + "\n")

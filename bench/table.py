@@ -69,10 +69,15 @@ def _cell(value: float | int | None, unit: str) -> str:
 def render(document: dict[str, Any]) -> str:
     """The Markdown table (with the run's date and machine above it) of one results file."""
     machine = document.get("machine", {})
+    load = ""
+    if "load_before" in machine:
+        load = (
+            f", 1-minute load average {machine['load_before']} when it began (other work) and "
+            f"{machine.get('load_after', '?')} when it ended (its own included)"
+        )
     lines = [
         f"Latest run: {document.get('date', '?')} on {machine.get('cpus', '?')} CPUs, "
-        f"{machine.get('platform', '?')}, Python {machine.get('python', '?')} "
-        "(shared with other work while it ran).",
+        f"{machine.get('platform', '?')}, Python {machine.get('python', '?')}{load}.",
         "",
         "| figure | Mailchat | peer or floor | aim | what it means |",
         "|---|---|---|---|---|",

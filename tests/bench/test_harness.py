@@ -85,6 +85,7 @@ def test_the_table_shows_each_figure_beside_its_peer_with_date_and_machine(
             Figure("mail_sync.imap_rate", None, "messages/s", detail={"skipped": "no dovecot"}),
         ],
         path,
+        load_before=0.25,
     )
     assert (
         "ingest.rate: 812 emails/s (vs raw helpers.bulk: 2400 emails/s)" in capsys.readouterr().out
@@ -92,6 +93,9 @@ def test_the_table_shows_each_figure_beside_its_peer_with_date_and_machine(
     document = json.loads(path.read_text())
     rendered = table.render(document)
     assert document["date"] in rendered and str(document["machine"]["cpus"]) in rendered
+    # How busy the machine was is measured, not asserted: before the run, and after it.
+    assert "load average 0.25 when it began" in rendered
+    assert f"{document['machine']['load_after']} when it ended" in rendered
     assert "| `ingest.rate` | 812 emails/s | 2400 emails/s (raw helpers.bulk) |" in rendered
     assert "| `reconnect_storm.lost` | 0 events |  | 0 |" in rendered
     assert "n/a" in rendered and "no dovecot" in rendered
