@@ -220,3 +220,19 @@ test("past 100 queued messages the oldest is dropped, with a visible notice", ()
   assert.equal(t.chat.current.turn(first), null, "and it is gone from the thread");
   assert.equal(t.chat.current.turns.length, 100);
 });
+
+test("notifications resume where the page stands: ready, then each one received", () => {
+  const t = setup();
+  assert.deepEqual(t.chat.socketAuthFields(), {}); // nothing known yet: the server starts from now
+  t.chat.socketReady({ type: "ready", notifications_after: "100-0", notifications_epoch: "n1" });
+  assert.deepEqual(t.chat.socketAuthFields(), { notifications: { after: "100-0", epoch: "n1" } });
+  t.chat.socketFrame({ id: "120-0", type: "sync.finished", data: { added: 3 } });
+  t.chat.socketFrame({ id: "110-0", type: "sync.finished", data: { added: 1 } }); // older: kept
+  assert.deepEqual(t.chat.socketAuthFields(), { notifications: { after: "120-0", epoch: "n1" } });
+  // Gone from the log: no conversation to refetch; the next `ready` says where it starts.
+  const calls = t.apiCalls.length;
+  t.chat.socketFrame({ type: "reset", stream: "notifications", epoch: "n2" });
+  assert.equal(t.apiCalls.length, calls);
+  t.chat.socketReady({ type: "ready", notifications_after: "130-0", notifications_epoch: "n2" });
+  assert.deepEqual(t.chat.socketAuthFields(), { notifications: { after: "130-0", epoch: "n2" } });
+});

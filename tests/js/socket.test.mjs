@@ -5,7 +5,7 @@ import { ChatSocket } from "../../web/static/js/socket.js";
 import { ConnectionStats } from "../../web/static/js/telemetry.js";
 import { FakeClock, fakeWebSocketClass, flush } from "./fakes.mjs";
 
-function setup({ random = () => 0.999999, getToken } = {}) {
+function setup({ random = () => 0.999999, getToken, authFields } = {}) {
   const clock = new FakeClock();
   const WS = fakeWebSocketClass();
   const states = [];
@@ -30,6 +30,7 @@ function setup({ random = () => 0.999999, getToken } = {}) {
     onState: (state, info) => states.push({ state, ...info }),
     onFrame: (frame) => frames.push(frame),
     onAuthFailed: (reason) => authFailures.push(reason),
+    authFields,
   });
   const connect = async () => {
     await flush();
@@ -243,4 +244,21 @@ test("stop during a connect attempt wins over the attempt", async () => {
   await flush();
   assert.equal(t.WS.instances.length, 0);
   assert.equal(t.socket.state, "closed");
+});
+
+test("the auth frame carries the page's resume point, and its own type and token win", async () => {
+  let at = { notifications: { after: "5-0", epoch: "e1" } };
+  const t = setup({ authFields: () => ({ ...at, type: "bogus", token: "bogus" }) });
+  t.socket.start();
+  const ws = await t.connect();
+  assert.deepEqual(ws.sent[0], {
+    type: "auth",
+    token: "token1",
+    notifications: { after: "5-0", epoch: "e1" },
+  });
+  at = { notifications: { after: "9-0", epoch: "e1" } };
+  ws.serverClose(1012);
+  t.clock.advance(60_000);
+  const again = await t.connect();
+  assert.deepEqual(again.sent[0].notifications, { after: "9-0", epoch: "e1" }); // asked anew
 });

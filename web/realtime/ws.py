@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import threading
 import time
 from typing import Any
 
@@ -34,15 +33,17 @@ from web.extensions import Services, services
 from web.realtime.asking import ask, record_answer_metrics
 from web.realtime.relay import Waiter
 from web.realtime.shutdown import shutting_down
-from web.realtime.ws_guard import SocketGuard
+from web.realtime.ws_guard import ProcessSlots, SocketGuard
 from web.realtime.ws_handshake import (
-    CLOSE_TRY_LATER,
+    Close,
     advise_and_close,
     authenticate,
     negotiated_no_extension,
+    notifications_start,
     origin_allowed,
     record_close,
     text_frame,
+    unresumable,
 )
 from web.validation import optional_id, parse_json, reject_lone_surrogates, required_string
 
@@ -50,16 +51,8 @@ log = logging.getLogger(__name__)
 
 sock = Sock()
 
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_INTERNAL = 1011
-CLOSE_RESTART = 1012
-CLOSE_NOT_AUTHENTICATED = 4401
 
-_active_lock = threading.Lock()
-_active_sockets = 0
+process_slots = ProcessSlots()  # this process's sockets, at most ws_max_connections
 
 
 def init_websocket(app: Flask, settings: Settings) -> None:
@@ -114,7 +107,7 @@ class SocketSession:
         self.cursors: dict[str, str] = {}
         self.asked: dict[str, str] = {}  # client_message_id -> conversation stream (for metrics)
         self.closed = False
-        self.close_code = CLOSE_NORMAL
+        self.close_code: int = Close.NORMAL
         self.close_reason = "normal"
         # The first ping comes after a random 50-100 % of the interval, so sockets opened
         # together do not all ping (and get pongs) in the same instant ever after.
@@ -219,7 +212,7 @@ class SocketSession:
         self.flush()
         if shutting_down.is_set():
             self.advise("restart", 1000)
-            self.close(CLOSE_RESTART, "restart")
+            self.close(Close.RESTART, "restart")
             return False
         if self.guard.session_over(self):  # token expired or revoked: 4401
             return False
@@ -231,7 +224,7 @@ class SocketSession:
             self.ping_sent_at is not None
             and now - self.ping_sent_at > settings.ws_pong_timeout_seconds
         ):
-            self.close(CLOSE_GOING_AWAY, "pong_timeout")
+            self.close(Close.GOING_AWAY, "pong_timeout")
             return False
         return True
 
@@ -275,7 +268,7 @@ class SocketSession:
             self.advise("server_unavailable", SERVER_DOWN_RETRY_AFTER_SECONDS * 1000)
         except (ConnectionClosed, OSError):
             pass
-        self.close(CLOSE_TRY_LATER, "server_unavailable")
+        self.close(Close.TRY_LATER, "server_unavailable")
 
     def handle(self, raw: str | bytes) -> None:
         try:
@@ -316,33 +309,30 @@ class SocketSession:
             # Same answer for "not yours" and "does not exist": no existence leak.
             raise FrameError("not_found", "No such conversation.", "conversation_id")
         stream = self.events.conversation_stream(conversation_id)
-        epoch = frame.get("epoch")
-        position = self.events.read(
-            stream, after=after, epoch=epoch if isinstance(epoch, str) else None, count=1
-        )
-        if position.reset:
-            metrics.EVENT_LOG_RESETS.inc()
+        epoch = unresumable(self.events, stream, after, frame.get("epoch"))
+        if epoch is None:
+            self.follow(stream, after)
+        else:
             self.send(
-                {
-                    "type": ControlType.RESET,
-                    "conversation_id": conversation_id,
-                    "epoch": position.epoch,
-                }
+                {"type": ControlType.RESET, "conversation_id": conversation_id, "epoch": epoch}
             )
-            return
-        self.follow(stream, after)
 
-    def run(self) -> None:
+    def run(self, auth_frame: dict[str, Any] | None = None) -> None:
         user_stream = self.events.user_stream(self.user.id)
+        request = (auth_frame or {}).get("notifications")
+        start, notice = notifications_start(self.events, user_stream, request)
         self.send(
             {
                 "type": ControlType.READY,
                 "user_id": self.user.id,
                 "notifications_epoch": self.events.epoch(user_stream),
+                "notifications_after": start,
                 "heartbeat_seconds": self.svc.settings.ws_ping_seconds,
             }
         )
-        self.follow(user_stream, self.events.last_id(user_stream))
+        if notice is not None:
+            self.send(notice)
+        self.follow(user_stream, start)
         try:
             while self.receive_frames() and self.duties():
                 self.waiter.wait(self.idle_seconds())
@@ -354,7 +344,7 @@ class SocketSession:
                 self.advise_server_down(exc)
             elif not self.closed:
                 log.exception("websocket session failed")
-                self.close(CLOSE_INTERNAL, "internal_error")
+                self.close(Close.INTERNAL, "internal_error")
         finally:
             self.closed = True
             self.svc.relay.remove_waiter(self.waiter)
@@ -362,35 +352,31 @@ class SocketSession:
 
 @sock.route("/ws")
 def websocket(ws: Any) -> None:
-    global _active_sockets
     svc = services()
     started = time.monotonic()
     if not origin_allowed(svc):
-        ws.close(reason=CLOSE_POLICY, message="origin not allowed")
-        record_close(CLOSE_POLICY, "bad_origin", started)
+        ws.close(reason=Close.POLICY, message="origin not allowed")
+        record_close(Close.POLICY, "bad_origin", started)
         return
     if shutting_down.is_set():
-        ws.close(reason=CLOSE_RESTART, message="restart")
-        record_close(CLOSE_RESTART, "restart", started)
+        ws.close(reason=Close.RESTART, message="restart")
+        record_close(Close.RESTART, "restart", started)
         return
-    with _active_lock:
-        overloaded = _active_sockets >= svc.settings.ws_max_connections
-        if not overloaded:
-            _active_sockets += 1
-    if overloaded:
+    if not process_slots.claim(svc.settings.ws_max_connections):
         advise_and_close(ws, "overload", 5000)
-        record_close(CLOSE_TRY_LATER, "overload", started)
+        record_close(Close.TRY_LATER, "overload", started)
         return
-    metrics.WS_CONNECTIONS_ACTIVE.inc()
     session: SocketSession | None = None
     try:
-        user = authenticate(ws, svc)
-        if user is None:
-            ws.close(reason=CLOSE_NOT_AUTHENTICATED, message="not authenticated")
-            record_close(CLOSE_NOT_AUTHENTICATED, "not_authenticated", started)
+        authenticated = authenticate(ws, svc)
+        if authenticated is None:
+            ws.close(reason=Close.NOT_AUTHENTICATED, message="not authenticated")
+            record_close(Close.NOT_AUTHENTICATED, "not_authenticated", started)
             return
+        user, auth_frame = authenticated
         session = SocketSession(ws, svc, user)
-        SocketGuard(svc, user).run(session)  # token re-checks, frame budget, socket slot
+        # token re-checks, frame budget, socket slot
+        SocketGuard(svc, user).run(session, auth_frame)
     except ConnectionClosed:
         pass
     except Exception as exc:
@@ -400,13 +386,11 @@ def websocket(ws: Any) -> None:
             session.advise_server_down(exc)
         else:  # Redis went away during the handshake: same advice, no session yet
             advise_and_close(ws, "server_unavailable", SERVER_DOWN_RETRY_AFTER_SECONDS * 1000)
-            record_close(CLOSE_TRY_LATER, "server_unavailable", started)
+            record_close(Close.TRY_LATER, "server_unavailable", started)
     finally:
-        with _active_lock:
-            _active_sockets -= 1
-        metrics.WS_CONNECTIONS_ACTIVE.dec()
+        process_slots.release()
         if session is not None:
             code = session.close_code
-            if ws.close_reason == CLOSE_TOO_BIG:
-                code, session.close_reason = CLOSE_TOO_BIG, "too_big"
+            if ws.close_reason == Close.TOO_BIG:
+                code, session.close_reason = Close.TOO_BIG, "too_big"
             record_close(code, session.close_reason, started)

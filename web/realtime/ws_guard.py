@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from typing import Any
 
@@ -21,10 +22,7 @@ from shared.core.ratelimit import for_settings, socket_slots
 from shared.identity.sessions import Recheck
 from shared.identity.users import User
 from web.extensions import Services
-
-# The same codes as web.realtime.ws (which imports this module).
-CLOSE_NOT_AUTHENTICATED = 4401
-CLOSE_TRY_LATER = 1013
+from web.realtime.ws_handshake import Close
 
 
 class SocketGuard:
@@ -38,15 +36,15 @@ class SocketGuard:
         self.recheck = Recheck(svc.redis, svc.settings, user)
         self.slots = socket_slots(svc.settings, 3 * Recheck.MAX_INTERVAL)
 
-    def run(self, session: Any) -> None:
+    def run(self, session: Any, auth_frame: dict[str, Any] | None = None) -> None:
         """Run the session in one of the person's socket slots (else advice + 1013)."""
         session.guard = self
         if not self.claim():
             session.advise("overload", 5000)
-            session.close(CLOSE_TRY_LATER, "too_many_sockets", "too many sockets")
+            session.close(Close.TRY_LATER, "too_many_sockets", "too many sockets")
             return
         try:
-            session.run()
+            session.run(auth_frame)
         finally:
             self.release()
 
@@ -55,7 +53,7 @@ class SocketGuard:
         ended = self.ended()
         if ended is None:
             return False
-        session.close(CLOSE_NOT_AUTHENTICATED, f"session_{ended}", f"token {ended}")
+        session.close(Close.NOT_AUTHENTICATED, f"session_{ended}", f"token {ended}")
         return True
 
     def frames_over(self, session: Any) -> bool:
@@ -64,7 +62,7 @@ class SocketGuard:
         if refusal is None:
             return False
         session.send(refusal)
-        session.close(CLOSE_TRY_LATER, "rate_limited", "too many frames")
+        session.close(Close.TRY_LATER, "rate_limited", "too many frames")
         return True
 
     def claim(self) -> bool:
@@ -98,3 +96,29 @@ class SocketGuard:
             "field": None,
             "retry_after_ms": decision.retry_after_seconds * 1000,
         }
+
+
+class ProcessSlots:
+    """The sockets this process holds, at most ``ws_max_connections`` (beyond: advice + 1013).
+
+    A gevent process never runs two greenlets at once, but the lock keeps the count right
+    under any worker class."""
+
+    __slots__ = ("_lock", "held")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.held = 0
+
+    def claim(self, limit: int) -> bool:
+        with self._lock:
+            if self.held >= limit:
+                return False
+            self.held += 1
+        metrics.WS_CONNECTIONS_ACTIVE.inc()
+        return True
+
+    def release(self) -> None:
+        with self._lock:
+            self.held -= 1
+        metrics.WS_CONNECTIONS_ACTIVE.dec()

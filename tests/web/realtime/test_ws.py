@@ -203,6 +203,52 @@ def test_two_tabs_each_get_a_notification_once(web, settings, user, celery_worke
         tab.close()
 
 
+def test_a_reconnecting_socket_gets_the_notifications_it_missed_once(
+    web, settings, make_user
+) -> None:
+    """The auth frame names the last notification the page got; what came while it was
+    away arrives on the new socket, once; a position the log no longer has gets a reset."""
+    from shared.realtime.eventlog import EventLog
+
+    person, _ = make_user("ws-notes")
+    events = EventLog(get_redis(settings), settings)
+    stream = events.user_stream(person.id)
+    seen = events.append(stream, "notification", {"text": "before"}, dedup_key="n-before")
+
+    def auth_with(notifications: object) -> tuple[WsClient, dict]:  # type: ignore[type-arg]
+        client = WsClient(web.base, web.origin)
+        token = issue_token(settings, person)
+        client.send({"type": "auth", "token": token, "notifications": notifications})
+        ready = client.receive()
+        assert ready and ready["type"] == "ready"
+        return client, ready
+
+    first, ready = auth_with(None)  # a first visit starts from now
+    assert ready["notifications_after"] == seen.id
+    epoch = ready["notifications_epoch"]
+    first.close()
+    missed = [
+        events.append(stream, "notification", {"text": f"away {n}"}, dedup_key=f"n-away-{n}")
+        for n in range(3)
+    ]
+    back, ready = auth_with({"after": seen.id, "epoch": epoch})
+    assert ready["notifications_after"] == seen.id
+    got = back.receive_until(lambda f: f.get("id") == missed[-1].id)
+    assert [f["id"] for f in got] == [e.id for e in missed]
+    back.send({"type": "ping"})
+    assert [f["type"] for f in back.receive_until(lambda f: f["type"] == "pong")] == ["pong"]
+    back.close()
+
+    stale, ready = auth_with({"after": seen.id, "epoch": "another-epoch"})
+    assert stale.receive() == {"type": "reset", "stream": "notifications", "epoch": epoch}
+    assert ready["notifications_after"] == missed[-1].id  # from now on
+    stale.close()
+    wrong, _ready = auth_with({"after": "not-an-id"})
+    frame = wrong.receive()
+    assert frame and frame["type"] == "error" and frame["field"] == "notifications"
+    wrong.close()
+
+
 def test_two_instances_no_sticky_sessions(session_dir, web, settings, user) -> None:
     other = start_web(session_dir)
     try:

@@ -229,6 +229,7 @@ export class App {
         status.update(state, info);
       },
       onReady: (frame) => controller.socketReady(frame),
+      authFields: () => controller.socketAuthFields(),
       onFrame: (frame) => {
         if (mailbox.receive(frame)) return;
         controller.socketFrame(frame);

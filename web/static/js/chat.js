@@ -14,7 +14,7 @@
 //   the socket is back.
 
 import { Conversation } from "./conversation.js";
-import { newId, SeenIds } from "./dedup.js";
+import { compareIds, newId, SeenIds } from "./dedup.js";
 import { Outbox } from "./queue.js";
 import { StreamFailedError, StreamingDisabledError } from "./stream.js";
 
@@ -39,6 +39,9 @@ export class ChatController {
     this.active = null; // {cmid, conversationId}: the question being answered
     this.outbox = new Outbox({ onDrop: (item) => this.dropped(item) });
     this.notifications = new SeenIds(500);
+    // Where the socket's notifications stand ({after, epoch}, from `ready`, then each one
+    // received): the next socket's auth frame asks for what came after it.
+    this.notificationsAt = null;
     this.socketState = "idle";
     this.stream = null;
     this.socket = null;
@@ -258,7 +261,15 @@ export class ChatController {
     });
   }
 
-  socketReady() {
+  /** Fields for the socket's auth frame: resume the notifications where this page stands. */
+  socketAuthFields() {
+    return this.notificationsAt ? { notifications: { ...this.notificationsAt } } : {};
+  }
+
+  socketReady(frame) {
+    if (frame?.notifications_after) {
+      this.notificationsAt = { after: frame.notifications_after, epoch: frame.notifications_epoch ?? "" };
+    }
     if (this.current?.known) this.follow(this.current);
     const active = this.active && this.conversations.get(this.active.conversationId);
     if (active && active !== this.current) this.follow(active);
@@ -266,6 +277,8 @@ export class ChatController {
   }
 
   socketFrame(frame) {
+    // Notifications missed beyond recall: `ready` already says where they start now.
+    if (frame.type === "reset" && frame.stream === "notifications") return;
     if (frame.type === "reset") return void this.refetch(frame.conversation_id);
     if (frame.type === "error") {
       this.logError(Object.assign(new Error(frame.message), { kind: "socket", code: frame.code }), {});
@@ -274,6 +287,9 @@ export class ChatController {
     if (!frame.id || !frame.type) return;
     if (frame.conversation_id) return this.receive(frame);
     if (!this.notifications.accept(frame.id)) return;
+    if (this.notificationsAt && compareIds(frame.id, this.notificationsAt.after) > 0) {
+      this.notificationsAt.after = frame.id;
+    }
     const text = notificationText(frame);
     if (text) this.notify({ level: "info", message: text });
   }

@@ -43,6 +43,7 @@ export class ChatSocket {
     this.onReady = deps.onReady ?? (() => {});
     this.onFrame = deps.onFrame ?? (() => {});
     this.onAuthFailed = deps.onAuthFailed ?? (() => {});
+    this.authFields = deps.authFields ?? (() => ({})); // more for the auth frame (resume points)
     this.backoff = new Backoff({ ...SOCKET_BACKOFF, ...deps.backoff, random: deps.random });
     this.stableMs = deps.backoff?.stableMs ?? SOCKET_BACKOFF.stableMs;
     this.pingMs = deps.pingMs ?? 25_000;
@@ -124,7 +125,7 @@ export class ChatSocket {
     }
     this.ws = ws;
     ws.onopen = () => {
-      if (gen === this.gen) ws.send(JSON.stringify({ type: "auth", token }));
+      if (gen === this.gen) ws.send(JSON.stringify({ ...this.authFields(), type: "auth", token }));
     };
     ws.onmessage = (message) => {
       if (gen === this.gen) this.receive(message.data);
