@@ -282,6 +282,8 @@ class Relay:
             waiters = list(self._waiters.get(stream, ()))
         if tail is not None and tail.covers_after is not None and len(waiters) > 1:
             self._prefetch(tail, stream)
+            with self._lock:  # a socket that began following meanwhile read the old tail
+                waiters = list(self._waiters.get(stream, ()))
         for waiter in waiters:
             waiter.ring()
 
