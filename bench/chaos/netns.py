@@ -363,7 +363,9 @@ def main(argv: list[str] | None = None) -> int:
         "--cut", type=float, default=Plan.cut_seconds, help="seconds web1 is cut off"
     )
     parser.add_argument("--workdir", type=Path, help="keep logs and the history here")
-    parser.add_argument("--json", default="bench-results.json", help="where the figures go")
+    # Its own file: `make chaos` runs it after the loopback scenarios (chaos-results.json),
+    # and `make bench`'s bench-results.json (the README table) must not be overwritten.
+    parser.add_argument("--json", default="chaos-netns-results.json", help="where the figures go")
     args = parser.parse_args(argv)
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the hosts and their processes go.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
