@@ -45,6 +45,7 @@ from web.realtime.ws_handshake import (
     text_frame,
     unresumable,
 )
+from web.realtime.ws_reader import read_arrived, server_options, stop_reading
 from web.validation import optional_id, parse_json, reject_lone_surrogates, required_string
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ process_slots = ProcessSlots()  # this process's sockets, at most ws_max_connect
 
 def init_websocket(app: Flask, settings: Settings) -> None:
     """Register /ws; frames over the limit are refused by simple-websocket with close 1009."""
-    app.config["SOCK_SERVER_OPTIONS"] = {"max_message_size": settings.ws_max_message_bytes}
+    app.config["SOCK_SERVER_OPTIONS"] = server_options(settings.ws_max_message_bytes)
     sock.init_app(app)
 
 
@@ -73,9 +74,9 @@ class SocketSession:
     """One authenticated socket: its cursors, its heartbeat, and its one loop.
 
     Everything a socket does happens in the greenlet gunicorn gave it: the
-    loop waits on simple-websocket's own "frame arrived" event, which the
-    relay's doorbell also sets (``Waiter(ws.event)``), then reads the frames,
-    sends the new events and does whatever is due (ping, pong timeout,
+    loop waits on the socket's event, which its read watcher and the relay's
+    doorbell both set (``Waiter(ws.event)``, ``ws_reader``), then reads the
+    frames, sends the new events and does whatever is due (ping, pong timeout,
     token re-check). No second greenlet, no lock, no timer: an idle socket
     sleeps until its next duty, and reading its cursors is served from the
     relay's memory, so it costs no Redis call.
@@ -235,6 +236,7 @@ class SocketSession:
         timeout, which yields to the hub: a doorbell waking a thousand sockets would send
         each to the back of the run queue once before it sends its event.
         """
+        read_arrived(self.ws)
         if not self.ws.input_buffer and self.ws.connected:
             return None
         return self.ws.receive(timeout=0)  # a frame, or ConnectionClosed once closed
@@ -388,6 +390,7 @@ def websocket(ws: Any) -> None:
             advise_and_close(ws, "server_unavailable", SERVER_DOWN_RETRY_AFTER_SECONDS * 1000)
             record_close(Close.TRY_LATER, "server_unavailable", started)
     finally:
+        stop_reading(ws)
         process_slots.release()
         if session is not None:
             code = session.close_code

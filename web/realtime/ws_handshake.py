@@ -17,6 +17,7 @@ from shared.core.events import ControlType
 from shared.identity.users import TokenError, User, verify_token
 from shared.realtime.eventlog import EventLog, is_entry_id
 from web.extensions import Services
+from web.realtime.ws_reader import receive
 from web.validation import parse_json
 
 
@@ -35,7 +36,7 @@ class Close(IntEnum):
 
 def authenticate(ws: Any, svc: Services) -> tuple[User, dict[str, Any]] | None:
     """The first frame's user and the frame itself (it may say where to resume), or None."""
-    raw = ws.receive(timeout=svc.settings.ws_auth_timeout_seconds)
+    raw = receive(ws, svc.settings.ws_auth_timeout_seconds)
     try:
         frame = parse_json(raw) if raw is not None else None
     except ValueError:
