@@ -12,6 +12,10 @@ import redis
 # Commands a web process sends on its own clock, whatever its sockets do: the
 # instance heartbeat (every 30 s) and the doorbell subscription.
 BACKGROUND = frozenset({"zadd", "zremrangebyscore", "subscribe", "ping", "info", "config|get"})
+# What ``EventLog.append`` itself sends: its script, the epoch, the doorbell.
+APPEND_COMMANDS = frozenset(
+    {"evalsha", "eval", "script", "script|load", "xadd", "expire", "get", "set", "publish"}
+)
 
 
 def command_counts(r: redis.Redis) -> dict[str, int]:

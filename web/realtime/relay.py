@@ -21,7 +21,7 @@ import threading
 import time
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import redis
@@ -44,13 +44,20 @@ class Waiter:
 
     ``event`` may be one the caller already waits on (a WebSocket's own
     "frame arrived" event), so a single greenlet wakes for frames and
-    doorbells alike instead of one greenlet waiting on each.
+    doorbells alike instead of one greenlet waiting on each. ``deliver``,
+    when given, is offered a rung stream first, from the listener: it returns
+    True when it sent the news itself, and the waiter is not woken at all.
     """
 
-    __slots__ = ("_event",)
+    __slots__ = ("_event", "deliver")
 
-    def __init__(self, event: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        event: threading.Event | None = None,
+        deliver: Callable[[str], bool] | None = None,
+    ) -> None:
         self._event = event if event is not None else threading.Event()
+        self.deliver = deliver
 
     def ring(self) -> None:
         self._event.set()
@@ -280,12 +287,37 @@ class Relay:
             if tail is not None:
                 tail.generation += 1
             waiters = list(self._waiters.get(stream, ()))
-        if tail is not None and tail.covers_after is not None and len(waiters) > 1:
+        if tail is not None and tail.covers_after is not None and waiters:
             self._prefetch(tail, stream)
             with self._lock:  # a socket that began following meanwhile read the old tail
                 waiters = list(self._waiters.get(stream, ()))
         for waiter in waiters:
-            waiter.ring()
+            if waiter.deliver is None or not self._delivered(waiter.deliver, stream):
+                waiter.ring()
+
+    @staticmethod
+    def _delivered(deliver: Callable[[str], bool], stream: str) -> bool:
+        try:
+            return deliver(stream)
+        except Exception:  # noqa: BLE001 - one socket's failure must not stop the listener
+            log.debug("direct delivery failed; waking the waiter instead", exc_info=True)
+            return False
+
+    def fresh_after(self, stream: str, after: str) -> list[Event] | None:
+        """The tail's events after ``after`` if the tail is current and free right now, else None.
+
+        Never waits and never reads Redis: the listener asks it for each socket
+        of a rung stream, right after its prefetch, to send the news without
+        waking the socket's greenlet."""
+        tail = self._tails.get(stream)
+        if tail is None or tail.prefetching or tail.fetched_generation != tail.generation:
+            return None
+        if not tail.lock.acquire(blocking=False):
+            return None  # a reader is fetching: it will be rung
+        try:
+            return tail.after(entry_key(after or "0"))
+        finally:
+            tail.lock.release()
 
     def _listen_forever(self) -> None:
         backoff = 0.1

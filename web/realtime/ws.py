@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 from typing import Any
@@ -26,13 +27,13 @@ from shared.core import metrics
 from shared.core.events import ControlType
 from shared.core.settings import Settings
 from shared.identity.users import User
-from shared.realtime.conversations import owns_conversation
-from shared.realtime.eventlog import READ_PAGE, Event, is_entry_id, position_before
+from shared.realtime.eventlog import READ_PAGE, Event
 from web.errors import SERVER_DOWN_RETRY_AFTER_SECONDS, ApiError, server_down
 from web.extensions import Services, services
-from web.realtime.asking import ask, record_answer_metrics
+from web.realtime.asking import record_answer_metrics
 from web.realtime.relay import Waiter
 from web.realtime.shutdown import shutting_down
+from web.realtime.ws_frames import FrameError, handle_frame
 from web.realtime.ws_guard import ProcessSlots, SocketGuard
 from web.realtime.ws_handshake import (
     Close,
@@ -43,10 +44,8 @@ from web.realtime.ws_handshake import (
     origin_allowed,
     record_close,
     text_frame,
-    unresumable,
 )
 from web.realtime.ws_reader import read_arrived, server_options, stop_reading
-from web.validation import optional_id, parse_json, reject_lone_surrogates, required_string
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +59,6 @@ def init_websocket(app: Flask, settings: Settings) -> None:
     """Register /ws; frames over the limit are refused by simple-websocket with close 1009."""
     app.config["SOCK_SERVER_OPTIONS"] = server_options(settings.ws_max_message_bytes)
     sock.init_app(app)
-
-
-class FrameError(ValueError):
-    """A client frame we cannot act on; answered with an ``error`` frame."""
-
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.field = code, message, field
 
 
 class SocketSession:
@@ -97,6 +88,8 @@ class SocketSession:
         "waiter",
         "guard",
         "plain",
+        "waiting",
+        "unsent",
     )
     guard: SocketGuard  # set by SocketGuard.run, which runs the session
 
@@ -116,8 +109,10 @@ class SocketSession:
         self.last_pong = time.monotonic() - ping_every * random.random() / 2
         self.ping_sent_at: float | None = None
         svc.relay.start()
-        self.waiter = Waiter(getattr(ws, "event", None))
         self.plain = negotiated_no_extension(ws)
+        self.waiting = False  # the loop sleeps: the relay's listener may send for it
+        self.unsent = b""  # what the listener's write left over; sent before anything else
+        self.waiter = Waiter(getattr(ws, "event", None), self.deliver if self.plain else None)
 
     # --- sending -----------------------------------------------------------------
 
@@ -136,12 +131,54 @@ class SocketSession:
         """
         connection = self.ws.ws.connection if self.plain else None
         if connection is None or connection.state is not ConnectionState.OPEN:
-            self._send_text(event.json, event.type)
+            self.ws.send(event.json)
             return
         if not self.ws.connected:
             raise ConnectionClosed(self.ws.close_reason, self.ws.close_message)
         self.ws.sock.sendall(text_frame(event.json))
-        metrics.count_frame_sent(event.type)
+
+    def deliver(self, stream: str) -> bool:
+        """Send ``stream``'s news from the relay's listener, without waking this greenlet.
+
+        Only while the loop sleeps (so nothing of its own is half-sent), with the news
+        in the relay's tail, before the token's re-check is due and not once closing.
+        The frames go out in one non-blocking write; what the socket cannot take now
+        is kept in ``unsent``, which the loop, woken, sends before anything else.
+        False (wake the loop instead) in every other case.
+        """
+        after = self.cursors.get(stream)
+        if not self.waiting or self.unsent or after is None or shutting_down.is_set():
+            return False
+        expires_at = self.user.expires_at
+        if time.monotonic() >= self.guard.recheck.next_at or (
+            expires_at and time.time() >= expires_at
+        ):
+            return False
+        ws = self.ws
+        if not ws.connected or ws.ws.connection.state is not ConnectionState.OPEN:
+            return False
+        events = self.svc.relay.fresh_after(stream, after)
+        if not events:
+            return events is not None  # [] : nothing new for this socket
+        data = b"".join(text_frame(event.json) for event in events)
+        try:
+            written = os.write(ws.sock.fileno(), data)  # the fd is non-blocking: never waits
+        except BlockingIOError:
+            written = 0
+        except OSError:
+            return False  # gone: the loop finds out
+        for event in events:
+            self.sent(stream, event)
+        self.unsent = data[written:]
+        return not self.unsent
+
+    def send_unsent(self) -> None:
+        if self.unsent:
+            data, self.unsent = self.unsent, b""
+            try:
+                self.ws.sock.sendall(data)
+            except OSError as exc:
+                raise ConnectionClosed(Close.GOING_AWAY, "gone") from exc
 
     def _send_text(self, text: str, frame_type: str) -> None:
         self.ws.send(text)
@@ -184,13 +221,19 @@ class SocketSession:
             while page := self.svc.relay.read_after(stream, after):
                 for event in page:
                     self.send_event(event)
-                    self.cursors[stream] = after = event.id
-                    cmid = str(event.data.get("client_message_id", ""))
-                    if cmid in self.asked and is_terminal_for(event, cmid):
-                        del self.asked[cmid]
-                        record_answer_metrics(event)
+                    self.sent(stream, event)
+                    after = event.id
                 if len(page) < READ_PAGE:
                     break  # the end as of now; a newer event rings the waiter again
+
+    def sent(self, stream: str, event: Event) -> None:
+        """Book one sent event: its stream's cursor moves past it, a finished answer is timed."""
+        self.cursors[stream] = event.id
+        metrics.count_frame_sent(event.type)
+        cmid = str(event.data.get("client_message_id", ""))
+        if cmid in self.asked and is_terminal_for(event, cmid):
+            del self.asked[cmid]
+            record_answer_metrics(event)
 
     # --- the loop ----------------------------------------------------------------
 
@@ -247,7 +290,7 @@ class SocketSession:
             if self.guard.frames_over(self):  # error frame, then 1013
                 return False
             try:
-                self.handle(raw)
+                handle_frame(self, raw)
             except (FrameError, ApiError) as error:
                 self.send_error(error.code, error.message, error.field)
             except ConnectionClosed:
@@ -272,53 +315,6 @@ class SocketSession:
             pass
         self.close(Close.TRY_LATER, "server_unavailable")
 
-    def handle(self, raw: str | bytes) -> None:
-        try:
-            frame = parse_json(raw)
-        except ValueError as exc:
-            raise FrameError("invalid_json", "Frames must be JSON objects.") from exc
-        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-            raise FrameError("invalid_frame", "Frames need a string 'type'.", "type")
-        reject_lone_surrogates(frame)
-        kind = frame["type"]
-        if kind == ControlType.PING:
-            self.send({"type": ControlType.PONG})
-        elif kind == ControlType.PONG:
-            self.last_pong, self.ping_sent_at = time.monotonic(), None
-        elif kind == "chat.send":
-            self.chat_send(frame)
-        elif kind == "resume":
-            self.resume(frame)
-        else:
-            raise FrameError("unknown_type", f"Unknown frame type {kind!r}.", "type")
-
-    def chat_send(self, frame: dict[str, Any]) -> None:
-        question = required_string(frame, "q", self.svc.settings.max_question_chars)
-        # The client's id is what makes a re-send after reconnect harmless: required here.
-        started = ask(self.user, frame, question, client_message_id_required=True)
-        stream = self.events.conversation_stream(started.conversation_id)
-        self.asked[started.client_message_id] = stream
-        self.follow(stream, position_before(started.question_event_id))
-
-    def resume(self, frame: dict[str, Any]) -> None:
-        conversation_id = optional_id(frame, "conversation_id")
-        after = str(frame.get("after") or "0")
-        if conversation_id is None or not is_entry_id(after):
-            raise FrameError(
-                "invalid_field", "'resume' needs conversation_id and an event id 'after'."
-            )
-        if not owns_conversation(self.svc.redis, self.svc.settings, self.user.id, conversation_id):
-            # Same answer for "not yours" and "does not exist": no existence leak.
-            raise FrameError("not_found", "No such conversation.", "conversation_id")
-        stream = self.events.conversation_stream(conversation_id)
-        epoch = unresumable(self.events, stream, after, frame.get("epoch"))
-        if epoch is None:
-            self.follow(stream, after)
-        else:
-            self.send(
-                {"type": ControlType.RESET, "conversation_id": conversation_id, "epoch": epoch}
-            )
-
     def run(self, auth_frame: dict[str, Any] | None = None) -> None:
         user_stream = self.events.user_stream(self.user.id)
         request = (auth_frame or {}).get("notifications")
@@ -337,7 +333,10 @@ class SocketSession:
         self.follow(user_stream, start)
         try:
             while self.receive_frames() and self.duties():
+                self.waiting = True
                 self.waiter.wait(self.idle_seconds())
+                self.waiting = False
+                self.send_unsent()
         except ConnectionClosed:
             if not self.closed:
                 self.close_reason = "client_closed"

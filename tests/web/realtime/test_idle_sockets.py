@@ -18,13 +18,11 @@ from shared.core.clients import get_redis
 from shared.identity.users import create_user, issue_token
 from shared.realtime.eventlog import EventLog
 from tests.live import start_web
-from tests.redis_calls import calls_between, command_counts
+from tests.redis_calls import APPEND_COMMANDS, calls_between, command_counts
 from tests.wsclient import WsClient
 
 SOCKETS = 40
 IDLE_SECONDS = 4.0
-APPEND_COMMANDS = {"evalsha", "eval", "script", "script|load", "xadd", "expire"}
-APPEND_COMMANDS |= {"get", "set", "publish"}
 
 
 @pytest.fixture()

@@ -325,3 +325,64 @@ def test_resume_1200_events_behind_reaches_the_end(web, settings, user) -> None:
             got.append(frame["id"])
     client.close()
     assert got == ids, f"stopped after {len(got)} of {len(ids)}"
+
+
+@pytest.mark.timeout(90)
+def test_a_reader_too_slow_for_the_relay_s_writes_still_gets_every_event_once(
+    web, settings, user
+) -> None:
+    """The relay's listener writes a caught-up socket's news itself (issue 14); a socket
+    whose buffers are full takes part of a write: the rest goes first when its loop wakes.
+
+    One socket reads at once, the other not for two seconds while 4 MB of events go by
+    (more than its buffers hold), then both must have every event once, in order.
+    """
+    import socket
+    import threading
+
+    from shared.realtime.conversations import claim_conversation
+    from shared.realtime.eventlog import EventLog
+
+    r = get_redis(settings)
+    conversation_id = claim_conversation(r, settings, user.id, None)
+    stream = EventLog(r, settings).conversation_stream(conversation_id)
+    fast, slow = connect(web, settings, user), connect(web, settings, user)
+    slow.raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    for client in (fast, slow):
+        client.send({"type": "resume", "conversation_id": conversation_id, "after": "0"})
+    time.sleep(0.5)  # both follow the conversation before its first event
+
+    appended: list[str] = []
+
+    def append() -> None:
+        events = EventLog(r, settings)
+        for n in range(1000):
+            event = events.append(
+                stream,
+                "delta",
+                {"n": n, "text": "x" * 4000},
+                dedup_key=f"slow:{n}",
+                conversation_id=conversation_id,
+            )
+            appended.append(event.id)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+
+    def ids_of(client: WsClient, count: int) -> list[str]:
+        got: list[str] = []
+        while len(got) < count:
+            frame = client.receive(timeout=15)
+            assert frame is not None, f"closed {client.close_code} after {len(got)}"
+            if frame.get("conversation_id") == conversation_id and "id" in frame:
+                got.append(frame["id"])
+        return got
+
+    fast_ids = ids_of(fast, 1000)
+    writer.join(30)
+    time.sleep(2.0)
+    slow_ids = ids_of(slow, 1000)
+    assert fast_ids == appended
+    assert slow_ids == appended
+    for client in (fast, slow):
+        client.close()
