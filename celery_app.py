@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from functools import cached_property
 from typing import Any
 
 from celery import Celery, signals
@@ -128,10 +129,32 @@ def worker_command(
     return command + ([f"--hostname={hostname}"] if hostname else [])
 
 
+class SendingClient(Celery):
+    """The web's task-less client: it sends tasks and never reads a result.
+
+    Celery's ``send_task`` does not follow ``task_ignore_result``: unless told, it
+    subscribes to the task's result channel, through the app's backend, which is
+    per thread and so, under gevent, per request greenlet: every question built a
+    Redis backend, its connection pool, a connection (a DNS lookup included) and a
+    pub/sub subscription, 40 % of the web process's CPU per question (``make
+    bench`` chat, py-spy). Here no result is asked for unless a caller says so,
+    and the one backend (``send_task``'s ``AsyncResult`` still wants it) is the
+    process's: its Redis pool is safe to share between greenlets.
+    """
+
+    @cached_property
+    def backend(self) -> Any:  # type: ignore[override]
+        return self._get_backend()
+
+    def send_task(self, name: str, *args: Any, **options: Any) -> Any:
+        options.setdefault("ignore_result", True)
+        return super().send_task(name, *args, **options)
+
+
 def create_celery(settings: Settings | None = None, *, with_tasks: bool = True) -> Celery:
     """Build a Celery app from settings; ``with_tasks`` registers the worker's tasks."""
     settings = settings or get_settings()
-    app = Celery(
+    app = (Celery if with_tasks else SendingClient)(
         "mailchat",
         broker=settings.redis_url,
         backend=settings.redis_url,

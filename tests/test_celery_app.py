@@ -100,3 +100,36 @@ def test_a_killed_search_worker_s_message_is_redelivered_after_the_short_lease(
         survivor.terminate()
         survivor.wait(20)
         r.flushdb()
+
+
+def test_the_web_s_client_sends_without_subscribing_to_a_result(settings) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14 (chat): every question built a result backend, a Redis pool, a connection
+    and a pub/sub subscription in the web process, though nobody there reads results."""
+    import threading
+    import uuid
+
+    from celery_app import SendingClient, create_celery
+
+    client = create_celery(settings, with_tasks=False)
+    assert isinstance(client, SendingClient)
+    r = get_redis(settings)
+    queue = f"test-sending-{uuid.uuid4().hex[:8]}"
+    task_id = f"t-{uuid.uuid4().hex}"
+    try:
+        result = client.send_task("tests.nothing", task_id=task_id, queue=queue)
+        assert result.ignored is True
+        assert r.llen(queue) == 1  # sent, on the broker
+        subscribed = {c.decode() if isinstance(c, bytes) else c for c in r.pubsub_channels()}
+        assert not any(task_id in channel for channel in subscribed), subscribed
+        seen: list[object] = []
+        threads = [threading.Thread(target=lambda: seen.append(client.backend)) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert all(backend is client.backend for backend in seen)  # one per process
+        # A caller that does want the result still gets it asked for.
+        wanted = client.send_task("tests.nothing", queue=queue, ignore_result=False)
+        assert wanted.ignored is False
+    finally:
+        r.delete(queue)
