@@ -12,9 +12,11 @@ import redis
 # Commands a web process sends on its own clock, whatever its sockets do: the
 # instance heartbeat (every 30 s) and the doorbell subscription.
 BACKGROUND = frozenset({"zadd", "zremrangebyscore", "subscribe", "ping", "info", "config|get"})
-# What ``EventLog.append`` itself sends: its script, the epoch, the doorbell.
+# What ``EventLog.append`` itself sends: its script, the epoch, the doorbell (and, on a
+# connection the pool opens for it, redis-py's CLIENT SETINFO).
 APPEND_COMMANDS = frozenset(
     {"evalsha", "eval", "script", "script|load", "xadd", "expire", "get", "set", "publish"}
+    | {"client", "client|setinfo"}
 )
 
 

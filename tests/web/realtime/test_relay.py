@@ -20,6 +20,9 @@ def test_waiter_wakes_on_append_and_tail_serves_the_same_events(settings) -> Non
     stream = events.conversation_stream("c_relay_" + secrets.token_hex(4))
     first = events.append(stream, "delta", {"n": 0}, dedup_key="0")
     with relay.listening([stream]) as waiter:
+        # Its first subscribe wakes every waiter (news may have come before it): not the ring.
+        assert relay.subscribed.wait(10)
+        waiter.wait(0)
         assert [e.id for e in relay.read_after(stream, position_before(first.id))] == [first.id]
         woke = threading.Event()
 
@@ -121,52 +124,60 @@ def test_a_reader_behind_reaches_the_end_across_a_redis_restart(tmp_path, settin
             restarted.stop()
 
 
+@pytest.fixture()
+def own_relay(tmp_path, settings):  # type: ignore[no-untyped-def]
+    """A relay on a redis-server of the test's own: every command it counts came from the test."""
+    import dataclasses
+
+    from devtools.servers import start_redis
+
+    own = start_redis(tmp_path / "redis", appendonly=False)
+    mine = dataclasses.replace(settings, redis_url=own.url)
+    r = get_redis(mine)
+    relay = Relay(r, mine)
+    try:
+        yield r, EventLog(r, mine), relay
+    finally:
+        relay.stop()
+        own.stop()
+
+
 @pytest.mark.timeout(30)
-def test_an_idle_reader_costs_no_redis_call_until_a_doorbell(tmp_path, settings) -> None:
+def test_an_idle_reader_costs_no_redis_call_until_a_doorbell(own_relay) -> None:  # type: ignore[no-untyped-def]
     """Issue 14 item 1: "empty at generation g" is remembered, counted on the server itself.
 
     Before, an empty tail re-read Redis on every call (epoch SET NX + GET + XRANGE), so
     thousands of idle sockets waking once a second made tens of thousands of calls.
     """
-    import dataclasses
-
-    from devtools.servers import start_redis
     from tests.redis_calls import APPEND_COMMANDS, calls_between, command_counts
 
-    own = start_redis(tmp_path / "redis", appendonly=False)
-    mine = dataclasses.replace(settings, redis_url=own.url)
-    r = get_redis(mine)
-    events = EventLog(r, mine)
-    relay = Relay(r, mine)
+    r, events, relay = own_relay
     empty = events.conversation_stream("c_idle_empty")
     busy = events.conversation_stream("c_idle_busy")
     first = events.append(busy, "delta", {"n": 0}, dedup_key="0")
-    try:
-        with relay.listening([empty, busy]) as waiter:
-            # Its first subscribe wakes every waiter (news may have come before it).
-            assert relay.subscribed.wait(10)
-            assert relay.read_after(empty, "0") == []  # the first read fetches once
+    with relay.listening([empty, busy]) as waiter:
+        # Its first subscribe wakes every waiter (news may have come before it): consumed.
+        assert relay.subscribed.wait(10)
+        waiter.wait(0)
+        assert relay.read_after(empty, "0") == []  # the first read fetches once
+        assert [e.id for e in relay.read_after(busy, "0")] == [first.id]
+        before = command_counts(r)
+        for _ in range(200):  # an idle socket's wake-ups: memory only
+            assert relay.read_after(empty, "0") == []
+            assert relay.read_after(busy, first.id) == []
             assert [e.id for e in relay.read_after(busy, "0")] == [first.id]
-            before = command_counts(r)
-            for _ in range(200):  # an idle socket's wake-ups: memory only
-                assert relay.read_after(empty, "0") == []
-                assert relay.read_after(busy, first.id) == []
-                assert [e.id for e in relay.read_after(busy, "0")] == [first.id]
-            assert calls_between(before, command_counts(r)) == {}
-            before = command_counts(r)
-            second = events.append(busy, "delta", {"n": 1}, dedup_key="1")
-            deadline = time.monotonic() + 10
-            while not waiter.wait(0.5) and time.monotonic() < deadline:
-                pass
-            for _ in range(50):  # a hundred readers after one doorbell: one fetch
-                assert [e.id for e in relay.read_after(busy, first.id)] == [second.id]
-            calls = calls_between(before, command_counts(r))
-            # The one fetch is the listener's own, before it rang the waiter.
-            assert calls.pop("xrange") == 1
-            assert set(calls) <= APPEND_COMMANDS, calls
-    finally:
-        relay.stop()
-        own.stop()
+        assert calls_between(before, command_counts(r)) == {}
+        before = command_counts(r)
+        second = events.append(busy, "delta", {"n": 1}, dedup_key="1")
+        deadline = time.monotonic() + 10
+        while not waiter.wait(0.5) and time.monotonic() < deadline:
+            pass
+        for _ in range(50):  # a hundred readers after one doorbell: one fetch
+            assert [e.id for e in relay.read_after(busy, first.id)] == [second.id]
+        calls = calls_between(before, command_counts(r))
+        # The one fetch is the listener's own, before it rang the waiter.
+        assert calls.pop("xrange") == 1
+        assert set(calls) <= APPEND_COMMANDS, calls
 
 
 @pytest.mark.timeout(30)
@@ -188,37 +199,25 @@ def test_a_reader_behind_the_tail_start_is_served_from_memory_after_one_fetch(
 
 
 @pytest.mark.timeout(30)
-def test_a_stream_many_wait_on_is_fetched_by_the_listener_before_they_wake(
-    tmp_path, settings
-) -> None:
+def test_a_stream_many_wait_on_is_fetched_by_the_listener_before_they_wake(own_relay) -> None:  # type: ignore[no-untyped-def]
     """The doorbell's listener fetches the news once, before it rings: the waiters it
     wakes read memory, none queues on the tail's lock behind another one's fetch."""
     import contextlib
-    import dataclasses
 
-    from devtools.servers import start_redis
     from tests.redis_calls import calls_between, command_counts
 
-    own = start_redis(tmp_path / "redis", appendonly=False)
-    mine = dataclasses.replace(settings, redis_url=own.url)
-    r = get_redis(mine)
-    events = EventLog(r, mine)
-    relay = Relay(r, mine)
+    r, events, relay = own_relay
     stream = events.conversation_stream("c_many_waiters")
     first = events.append(stream, "delta", {"n": 0}, dedup_key="0")
-    try:
-        with contextlib.ExitStack() as stack:
-            waiters = [stack.enter_context(relay.listening([stream])) for _ in range(20)]
-            assert relay.subscribed.wait(10)
-            for waiter in waiters:
-                waiter.wait(0)  # the subscribe's wake-up, consumed
-            assert [e.id for e in relay.read_after(stream, "0")] == [first.id]
-            second = events.append(stream, "delta", {"n": 1}, dedup_key="1")
-            assert all(waiter.wait(10) for waiter in waiters)  # rung after the fetch
-            before = command_counts(r)
-            for _ in waiters:
-                assert [e.id for e in relay.read_after(stream, first.id)] == [second.id]
-            assert calls_between(before, command_counts(r)) == {}
-    finally:
-        relay.stop()
-        own.stop()
+    with contextlib.ExitStack() as stack:
+        waiters = [stack.enter_context(relay.listening([stream])) for _ in range(20)]
+        assert relay.subscribed.wait(10)
+        for waiter in waiters:
+            waiter.wait(0)  # the subscribe's wake-up, consumed
+        assert [e.id for e in relay.read_after(stream, "0")] == [first.id]
+        second = events.append(stream, "delta", {"n": 1}, dedup_key="1")
+        assert all(waiter.wait(10) for waiter in waiters)  # rung after the fetch
+        before = command_counts(r)
+        for _ in waiters:
+            assert [e.id for e in relay.read_after(stream, first.id)] == [second.id]
+        assert calls_between(before, command_counts(r)) == {}
