@@ -303,7 +303,10 @@ def test_two_rollover_tasks_on_the_worker_roll_once(lc, celery_worker) -> None:
     backdate(es, first_index(s), 31)
     client = create_celery(s, with_tasks=False)
     kwargs = {"alias": s.index_alias, "template": s.index_template}
-    pending = [client.send_task(INDEX_ROLLOVER, kwargs=kwargs) for _ in range(2)]
+    # A result is wanted here (the web's client asks for none unless told).
+    pending = [
+        client.send_task(INDEX_ROLLOVER, kwargs=kwargs, ignore_result=False) for _ in range(2)
+    ]
     outcomes = sorted(p.get(timeout=60)["outcome"] for p in pending)
     assert outcomes in (["locked", "rolled_over"], ["not_due", "rolled_over"]), outcomes
     assert sorted(behind(es, s.index_alias)) == [first_index(s), nth(s, 2)]
