@@ -160,16 +160,16 @@ class SocketSession:
         events = self.svc.relay.fresh_after(stream, after)
         if not events:
             return events is not None  # [] : nothing new for this socket
-        data = b"".join(text_frame(event.json) for event in events)
+        # From here the bytes are this socket's, past its cursor: written now or by its loop.
+        self.unsent = data = b"".join(text_frame(event.json) for event in events)
+        self.cursors[stream] = events[-1].id
         try:
             written = os.write(ws.sock.fileno(), data)  # the fd is non-blocking: never waits
-        except BlockingIOError:
+        except OSError:  # full (BlockingIOError) or failing: the loop sends it, or finds out
             written = 0
-        except OSError:
-            return False  # gone: the loop finds out
-        for event in events:
-            self.sent(stream, event)
         self.unsent = data[written:]
+        for event in events:
+            self.counted(event)
         return not self.unsent
 
     def send_unsent(self) -> None:
@@ -221,14 +221,13 @@ class SocketSession:
             while page := self.svc.relay.read_after(stream, after):
                 for event in page:
                     self.send_event(event)
-                    self.sent(stream, event)
-                    after = event.id
+                    self.cursors[stream] = after = event.id
+                    self.counted(event)
                 if len(page) < READ_PAGE:
                     break  # the end as of now; a newer event rings the waiter again
 
-    def sent(self, stream: str, event: Event) -> None:
-        """Book one sent event: its stream's cursor moves past it, a finished answer is timed."""
-        self.cursors[stream] = event.id
+    def counted(self, event: Event) -> None:
+        """Count one sent event (the cursor is the caller's); time an answer it finishes."""
         metrics.count_frame_sent(event.type)
         cmid = str(event.data.get("client_message_id", ""))
         if cmid in self.asked and is_terminal_for(event, cmid):
