@@ -18,6 +18,7 @@ import logging
 import sys
 from typing import Any
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 from shared.core.settings import Settings
@@ -71,11 +72,19 @@ class _PlainFormatter(logging.Formatter):
         return f"{line} [{' '.join(extra)}]" if extra else line
 
 
+# Celery passes every task log line's whole context as ``extra={"data": ...}`` (for custom
+# handlers): the task's args and kwargs, its return value, its traceback. A JSON formatter
+# writes every extra attribute, so a delivery's event text or a search's snippets would land
+# in the log store. The message itself (LOG_SUCCESS without the value, celery_app) says enough.
+NEVER_LOGGED_ATTRS = ("data",)
+
+
 def formatter(log_format: str) -> logging.Formatter:
     if log_format == "json":
         return JsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            reserved_attrs=[*RESERVED_ATTRS, *NEVER_LOGGED_ATTRS],
             json_ensure_ascii=False,
         )
     if log_format == "plain":

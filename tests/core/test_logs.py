@@ -93,3 +93,14 @@ def test_worker_lines_carry_the_task_id(settings, session_dir, celery_worker) ->
         time.sleep(0.2)
     assert found, "no JSON log line of the task"
     assert all(entry["task"] == INDEX_ROLLOVER for entry in found)
+    # Celery's own context (args, kwargs, return value) stays out of the log store.
+    assert not [entry for entry in found if "data" in entry], found
+
+
+def test_celery_s_task_context_never_reaches_a_json_line() -> None:
+    record = logging.LogRecord("celery.app.trace", logging.INFO, __file__, 1, "Task x", None, None)
+    record.data = {"kwargs": {"data": {"text": "my private answer"}}, "return_value": "snippet"}
+    record.task_id = "t-1"
+    line = json.loads(logs.formatter("json").format(record))
+    assert line["task_id"] == "t-1" and "data" not in line
+    assert "private" not in json.dumps(line) and "snippet" not in json.dumps(line)
