@@ -20,7 +20,8 @@ case "$role" in
   worker)
     exec celery -A celery_app worker --loglevel=INFO \
       --queues="${MAILCHAT_WORKER_QUEUES:-search,sync,maintenance,delivery}" \
-      --concurrency="${MAILCHAT_WORKER_CONCURRENCY:-2}" --hostname="worker@%h"
+      --concurrency="${MAILCHAT_WORKER_CONCURRENCY:-2}" \
+      --hostname="${MAILCHAT_WORKER_NAME:-worker}@%h"
     ;;
   beat)
     exec celery -A celery_app beat --loglevel=INFO \

@@ -24,6 +24,7 @@ SCHEMA = Path(__file__).parent / "compose_spec" / "compose-spec.json"
 SERVICES = {
     "web",
     "worker",
+    "search-worker",
     "beat",
     "flower",
     "redis",
@@ -175,3 +176,50 @@ def test_entrypoint_wipes_the_metrics_directory_then_runs_the_command(tmp_path: 
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ran"
+
+
+def _entrypoint_worker_command(environment: dict[str, str], tmp_path: Path) -> list[str]:
+    """The argv the entrypoint's worker role hands to ``celery`` under this environment (a
+    ``celery`` first on PATH that prints its arguments, one a line, stands in for the worker)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    shim = bin_dir / "celery"
+    shim.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
+    shim.chmod(0o755)
+    variables = {k: v for k, v in environment.items() if k.startswith("MAILCHAT_WORKER_")}
+    result = subprocess.run(
+        ["sh", str(DEPLOY / "docker-entrypoint.sh"), "worker"],
+        env={"PATH": f"{bin_dir}:{os.environ['PATH']}", **variables},
+        capture_output=True,
+        text=True,
+        timeout=10,
+        cwd=PROJECT_ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_questions_have_workers_of_their_own_and_every_queue_a_consumer(  # type: ignore[no-untyped-def]
+    compose, tmp_path: Path
+) -> None:
+    """As under ``make run``: a sync never holds a question up, and the search-only worker
+    gets the short visibility timeout (celery_app chooses it from the worker's queues)."""
+    from shared.core.task_names import ALL_QUEUES, QUEUE_SEARCH
+
+    consumed: dict[str, set[str]] = {}
+    for name, service in compose["services"].items():
+        if service.get("command") != ["worker"]:
+            continue
+        argv = _entrypoint_worker_command(service["environment"], tmp_path)
+        queues = {a.split("=", 1)[1] for a in argv if a.startswith("--queues=")}
+        assert len(queues) == 1, argv
+        consumed[name] = set(queues.pop().split(","))
+        hostname = next(a.split("=", 1)[1] for a in argv if a.startswith("--hostname="))
+        node = hostname.split("@", 1)[0]
+        assert f"-d {node}@$$HOSTNAME" in " ".join(service["healthcheck"]["test"]), (
+            f"{name}'s healthcheck pings another node than {hostname}"
+        )
+        assert "9808" in service["expose"]
+    assert consumed["search-worker"] == {QUEUE_SEARCH}
+    assert QUEUE_SEARCH not in consumed["worker"]
+    assert set().union(*consumed.values()) == set(ALL_QUEUES)
