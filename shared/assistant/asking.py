@@ -157,10 +157,14 @@ def is_terminal_for(event: Event, client_message_id: str) -> bool:
 
 
 def chat_response(conversation_id: str, done: Event) -> dict[str, Any]:
-    """The plain JSON chat contract, from an answer's ``done`` event."""
-    return {
+    """The plain JSON chat contract, from an answer's ``done`` event: what the streams'
+    ``done`` says, including who phrased the answer when a language model was asked."""
+    response = {
         "conversation_id": conversation_id,
         "answer": done.data.get("answer", ""),
         "citations": done.data.get("citations", []),
         "search": done.data.get("search", {}),
     }
+    if "phrasing" in done.data:
+        response["phrasing"] = done.data["phrasing"]
+    return response

@@ -79,6 +79,7 @@ def test_the_models_reply_streams_through_worker_and_web(
             answered = json.loads(body)
             assert answered["citations"] == done["citations"]
             assert answered["answer"].strip() and "language model" not in answered["answer"]
+            assert answered["phrasing"]["by"] in ("llm", "rules"), "who phrased it, as in done"
         finally:
             web.stop()
     finally:

@@ -88,6 +88,15 @@ CHAT_ANSWER: Schema = {
                 "total_hits": {"type": "integer"},
             },
         },
+        "phrasing": {
+            "type": "object",
+            "description": "Only when a language model was configured: who phrased the "
+            "answer (llm or rules) and, for rules, why the model's reply was not used.",
+            "properties": {
+                "by": {"type": "string", "enum": ["llm", "rules"]},
+                "fallback": STRING_OR_NULL,
+            },
+        },
     },
 }
 
