@@ -13,6 +13,10 @@ free worker. The stream ids say when the web appended the question and when
 the worker appended ``search`` (right after searching), so the wait is split
 out (``queue_wait``) and what remains (``pipeline_unqueued``) is the
 pipeline's own work per question.
+
+The same questions asked by one client, one at a time (``one_client``), give the
+pipeline's cost with nothing queued and nothing else competing for the cores: what
+a question costs on top of its search when the machine is not saturated.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from bench.results import Figure
 
 CLIENTS = 50
 QUESTIONS_ASKED = 200
+ONE_CLIENT_QUESTIONS = 60
 QUESTIONS = ["interviews", "offer letter", "receipt", "recruiter", "newsletter", "photos"]
 TIMEOUT_SECONDS = 60.0  # one question's bound; the whole run is QUESTIONS_ASKED / CLIENTS of them
 AIM_PIPELINE_P99 = "<= 50 ms"
@@ -94,6 +99,31 @@ def measure(base: str, token: str) -> list[Timing]:
         )
 
 
+def measure_one_client(base: str, token: str) -> list[Timing]:
+    """``ONE_CLIENT_QUESTIONS`` questions, each asked once the previous one is answered."""
+    return [
+        ask(base, token, QUESTIONS[n % len(QUESTIONS)]) for n in range(ONE_CLIENT_QUESTIONS)
+    ]
+
+
+def one_client_figures(timings: list[Timing]) -> list[Figure]:
+    """The pipeline's cost (first delta minus Elasticsearch time) with one client, in ms."""
+    pipeline = [t.first_delta - t.elasticsearch for t in timings]
+    es = [t.elasticsearch for t in timings]
+    detail = {"clients": 1, "questions": len(timings)}
+    return [
+        Figure(
+            f"chat.one_client_pipeline_{label}",
+            _ms(pipeline, fraction),
+            "ms",
+            peer=_ms(es, fraction),
+            peer_name="its Elasticsearch time",
+            detail=detail,
+        )
+        for label, fraction in (("p50", 0.5), ("p99", 0.99))
+    ]
+
+
 def _ms(values: list[float], fraction: float) -> float:
     return round(percentile(values, fraction) * 1000, 1)
 
@@ -133,4 +163,4 @@ def figures(timings: list[Timing]) -> list[Figure]:
 
 
 def run(base: str, token: str) -> list[Figure]:
-    return figures(measure(base, token))
+    return figures(measure(base, token)) + one_client_figures(measure_one_client(base, token))

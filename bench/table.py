@@ -34,6 +34,9 @@ MEANINGS = {
     "worker's `search` event, minus the search)",
     "chat.pipeline_unqueued": "the pipeline's own work per question: the cost above without "
     "the wait for a worker",
+    "chat.one_client_pipeline": "the pipeline's cost (first delta minus Elasticsearch "
+    "time) with one client asking one question at a time: nothing queued, the cores free; "
+    "peer: that question's Elasticsearch time",
     "ws_idle": "idle WebSockets one gevent web process holds, and RSS growth per socket; "
     "peer: Flask-SocketIO, same gunicorn/gevent setup (bench/ws_idle.py)",
     "ws_fanout": "per-conversation delivery to 1,000 sockets at an offered rate: delivered "
