@@ -110,8 +110,11 @@ def start_question(
         appended, end = append_question(), None
     finished = end is not None
     if not finished:
-        r.set(keys.active_question(conversation_id), client_message_id, ex=ACTIVE_TTL_SECONDS)
-        open_question(r, settings, conversation_id, client_message_id, time.time(), attempt)
+        # Two independent writes, one round trip (not a transaction: each is idempotent).
+        pipe = r.pipeline(transaction=False)
+        pipe.set(keys.active_question(conversation_id), client_message_id, ex=ACTIVE_TTL_SECONDS)
+        open_question(pipe, settings, conversation_id, client_message_id, time.time(), attempt)
+        pipe.execute()
     return StartedQuestion(
         conversation_id,
         client_message_id,

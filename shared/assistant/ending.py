@@ -135,8 +135,9 @@ def end_of(
     parts = [terminal_key(client_message_id, attempt)]
     if attempt == 0:
         parts += [event_key(client_message_id, t) for t in (EventType.DONE, EventType.ERROR)]
-    for part in parts:
-        entry_id = r.get(events.keys.dedup(stream, part))
+    # One round trip for every key: each ask reads them, and under load every round trip
+    # of a request waits its turn in the web process's event loop.
+    for entry_id in r.mget([events.keys.dedup(stream, part) for part in parts]):
         if entry_id:
             read = events.read(stream, after=position_before(str(entry_id)), count=1)
             if read.events and read.events[0].id == entry_id:
