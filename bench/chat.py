@@ -32,7 +32,7 @@ from bench.results import Figure
 
 CLIENTS = 50
 QUESTIONS_ASKED = 200
-ONE_CLIENT_QUESTIONS = 60
+ONE_CLIENT_QUESTIONS = 100  # enough that p99 is not the largest but one
 QUESTIONS = ["interviews", "offer letter", "receipt", "recruiter", "newsletter", "photos"]
 TIMEOUT_SECONDS = 60.0  # one question's bound; the whole run is QUESTIONS_ASKED / CLIENTS of them
 AIM_PIPELINE_P99 = "<= 50 ms"
@@ -117,7 +117,7 @@ def one_client_figures(timings: list[Timing]) -> list[Figure]:
             _ms(pipeline, fraction),
             "ms",
             peer=_ms(es, fraction),
-            peer_name="its Elasticsearch time",
+            peer_name="Elasticsearch time at that percentile",
             detail=detail,
         )
         for label, fraction in (("p50", 0.5), ("p99", 0.99))

@@ -36,7 +36,7 @@ MEANINGS = {
     "the wait for a worker",
     "chat.one_client_pipeline": "the pipeline's cost (first delta minus Elasticsearch "
     "time) with one client asking one question at a time: nothing queued, the cores free; "
-    "peer: that question's Elasticsearch time",
+    "peer: the Elasticsearch time at the same percentile",
     "ws_idle": "idle WebSockets one gevent web process holds, and RSS growth per socket; "
     "peer: Flask-SocketIO, same gunicorn/gevent setup (bench/ws_idle.py)",
     "ws_fanout": "per-conversation delivery to 1,000 sockets at an offered rate: delivered "

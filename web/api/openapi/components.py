@@ -92,6 +92,7 @@ CHAT_ANSWER: Schema = {
             "type": "object",
             "description": "Only when a language model was configured: who phrased the "
             "answer (llm or rules) and, for rules, why the model's reply was not used.",
+            "required": ["by", "fallback"],
             "properties": {
                 "by": {"type": "string", "enum": ["llm", "rules"]},
                 "fallback": STRING_OR_NULL,
