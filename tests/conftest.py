@@ -32,7 +32,23 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def redis_server(session_dir: Path) -> Iterator[LocalServer]:
     server = start_redis(session_dir / "redis")
     yield server
+    stop_relays()
     server.stop()
+
+
+def stop_relays() -> None:
+    """Stop every doorbell relay apps of this process started, before their Redis goes away.
+
+    Apps made in a test (not through the ``app`` fixture) leave their relay's daemon threads
+    running; once Redis stops they log "lost Redis" into streams pytest has closed by then.
+    """
+    import gc
+
+    from web.realtime.relay import Relay
+
+    for candidate in gc.get_objects():
+        if isinstance(candidate, Relay):
+            candidate.stop()
 
 
 @pytest.fixture(scope="session")
