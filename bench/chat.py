@@ -36,6 +36,8 @@ ONE_CLIENT_QUESTIONS = 100  # enough that p99 is not the largest but one
 QUESTIONS = ["interviews", "offer letter", "receipt", "recruiter", "newsletter", "photos"]
 TIMEOUT_SECONDS = 60.0  # one question's bound; the whole run is QUESTIONS_ASKED / CLIENTS of them
 AIM_PIPELINE_P99 = "<= 50 ms"
+PERCENTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+ONE_CLIENT_PERCENTILES = (("p50", 0.5), ("p99", 0.99))
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -108,57 +110,73 @@ def measure_one_client(base: str, token: str) -> list[Timing]:
 
 def one_client_figures(timings: list[Timing]) -> list[Figure]:
     """The pipeline's cost (first delta minus Elasticsearch time) with one client, in ms."""
-    pipeline = [t.first_delta - t.elasticsearch for t in timings]
-    es = [t.elasticsearch for t in timings]
-    detail = {"clients": 1, "questions": len(timings)}
-    return [
-        Figure(
-            f"chat.one_client_pipeline_{label}",
-            _ms(pipeline, fraction),
-            "ms",
-            peer=_ms(es, fraction),
-            peer_name="Elasticsearch time at that percentile",
-            detail=detail,
-        )
-        for label, fraction in (("p50", 0.5), ("p99", 0.99))
-    ]
+    return _by_percentile(
+        "chat.one_client_pipeline",
+        [t.first_delta - t.elasticsearch for t in timings],
+        ONE_CLIENT_PERCENTILES,
+        detail={"clients": 1, "questions": len(timings)},
+        peer=([t.elasticsearch for t in timings], "Elasticsearch time at that percentile"),
+    )
 
 
 def _ms(values: list[float], fraction: float) -> float:
     return round(percentile(values, fraction) * 1000, 1)
 
 
+def _by_percentile(
+    name: str,
+    values: list[float],
+    percentiles: tuple[tuple[str, float], ...],
+    *,
+    detail: dict[str, int],
+    peer: tuple[list[float], str] | None = None,
+    aim_at_p99: str = "",
+) -> list[Figure]:
+    """One figure per percentile of ``values`` (seconds, shown in ms), each beside the same
+    percentile of the peer's values when there is a peer."""
+    return [
+        Figure(
+            f"{name}_{label}",
+            _ms(values, fraction),
+            "ms",
+            peer=None if peer is None else _ms(peer[0], fraction),
+            peer_name="" if peer is None else peer[1],
+            aim=aim_at_p99 if label == "p99" else "",
+            detail=detail,
+        )
+        for label, fraction in percentiles
+    ]
+
+
 def figures(timings: list[Timing]) -> list[Figure]:
     """First delta beside Elasticsearch's time, the pipeline's share, and that share split into
     waiting for a worker and the rest (task, composing, event log, relay), in ms."""
-    deltas = [t.first_delta for t in timings]
     es = [t.elasticsearch for t in timings]
-    pipeline = [t.first_delta - t.elasticsearch for t in timings]
-    queue = [t.queue_wait for t in timings]
-    unqueued = [t.first_delta - t.elasticsearch - t.queue_wait for t in timings]
     detail = {"clients": CLIENTS, "questions": len(timings)}
-    out = []
-    for label, fraction in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
-        out.append(
-            Figure(
-                f"chat.first_delta_{label}",
-                _ms(deltas, fraction),
-                "ms",
-                peer=_ms(es, fraction),
-                peer_name="Elasticsearch alone",
-                detail=detail,
-            )
-        )
-    for name, values in (
-        ("pipeline", pipeline),
-        ("queue_wait", queue),
-        ("pipeline_unqueued", unqueued),
-    ):
-        for label, fraction in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99)):
-            aim = AIM_PIPELINE_P99 if label == "p99" and name != "queue_wait" else ""
-            out.append(
-                Figure(f"chat.{name}_{label}", _ms(values, fraction), "ms", aim=aim, detail=detail)
-            )
+    out = _by_percentile(
+        "chat.first_delta",
+        [t.first_delta for t in timings],
+        PERCENTILES,
+        detail=detail,
+        peer=(es, "Elasticsearch alone"),
+    )
+    out += _by_percentile(
+        "chat.pipeline",
+        [t.first_delta - t.elasticsearch for t in timings],
+        PERCENTILES,
+        detail=detail,
+        aim_at_p99=AIM_PIPELINE_P99,
+    )
+    out += _by_percentile(
+        "chat.queue_wait", [t.queue_wait for t in timings], PERCENTILES, detail=detail
+    )
+    out += _by_percentile(
+        "chat.pipeline_unqueued",
+        [t.first_delta - t.elasticsearch - t.queue_wait for t in timings],
+        PERCENTILES,
+        detail=detail,
+        aim_at_p99=AIM_PIPELINE_P99,
+    )
     return out
 
 
