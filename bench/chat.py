@@ -103,9 +103,7 @@ def measure(base: str, token: str) -> list[Timing]:
 
 def measure_one_client(base: str, token: str) -> list[Timing]:
     """``ONE_CLIENT_QUESTIONS`` questions, each asked once the previous one is answered."""
-    return [
-        ask(base, token, QUESTIONS[n % len(QUESTIONS)]) for n in range(ONE_CLIENT_QUESTIONS)
-    ]
+    return [ask(base, token, QUESTIONS[n % len(QUESTIONS)]) for n in range(ONE_CLIENT_QUESTIONS)]
 
 
 def one_client_figures(timings: list[Timing]) -> list[Figure]:
